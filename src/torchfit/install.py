@@ -1,0 +1,131 @@
+"""Run pip (or uv) in the target interpreter, and read back what got installed.
+
+Command builders are pure; ``run`` is the seam tests and callers can replace.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from .errors import InstallerMissing, InstallFailed
+
+Installer = Literal["pip", "uv"]
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Runner = Callable[[Sequence[str]], Completed]
+
+
+def run_subprocess(command: Sequence[str]) -> Completed:
+    """Run a command from an argument list (never a shell), capturing its output."""
+    try:
+        done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    except OSError as exc:
+        return Completed(127, "", str(exc))
+    return Completed(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class WheelPin:
+    """One exact wheel to install: a direct reference with the hash the index gave."""
+
+    name: str
+    url: str
+    sha256: str | None
+
+    def requirement(self) -> str:
+        # A direct URL reference: no other index can offer a same-named file instead, and
+        # pip checks the #sha256 fragment of a user-given URL before installing it.
+        fragment = f"#sha256={self.sha256}" if self.sha256 else ""
+        return f"{self.name} @ {self.url}{fragment}"
+
+
+def install_command(
+    python: str,
+    pins: Sequence[WheelPin],
+    passthrough: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+    *,
+    installer: Installer = "pip",
+    uv: str | None = None,
+) -> list[str]:
+    """The installer's argument list.
+
+    >>> install_command("py", [WheelPin("torch", "https://h/torch-1.whl", "ab")])
+    ['py', '-m', 'pip', 'install', 'torch @ https://h/torch-1.whl#sha256=ab']
+    """
+    requirements = [pin.requirement() for pin in pins] + list(passthrough)
+    if installer == "uv":
+        return [uv or "uv", "pip", "install", "--python", python, *requirements, *extra_args]
+    return [python, "-m", "pip", "install", *requirements, *extra_args]
+
+
+def find_uv() -> str:
+    found = shutil.which("uv")
+    if found is None:
+        raise InstallerMissing("uv is not on PATH", hint="install uv, or use --installer pip")
+    return found
+
+
+def installed_versions(python: str, run: Runner = run_subprocess) -> dict[str, str]:
+    """Distribution name -> version in the target interpreter (reads metadata only)."""
+    script = (
+        "import json, importlib.metadata as m\n"
+        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()"
+        " if d.metadata['Name']}))"
+    )
+    done = run([python, "-c", script])
+    if done.returncode != 0:
+        raise InstallerMissing(f"cannot run the target interpreter {python}: {_tail(done)}")
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+def ensure_pip(python: str, run: Runner = run_subprocess) -> None:
+    done = run([python, "-m", "pip", "--version"])
+    if done.returncode != 0:
+        raise InstallerMissing(
+            f"{python} has no pip",
+            hint=f"run `{python} -m ensurepip`, or use --installer uv",
+        )
+
+
+def run_install(command: Sequence[str], run: Runner = run_subprocess) -> Completed:
+    done = run(command)
+    if done.returncode != 0:
+        raise InstallFailed(
+            f"the installer failed (exit {done.returncode}): {shlex.join(command)}\n{_tail(done, 12)}",
+            hint="nothing was changed if the failure came before pip's 'Installing collected packages'",
+        )
+    return done
+
+
+def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Human lines for what an install changed, and how to go back.
+
+    >>> describe_changes({"torch": "1.6.0"}, {"torch": "1.7.1+cu101", "numpy": "1.19.5"})
+    ['numpy: (none) -> 1.19.5', 'torch: 1.6.0 -> 1.7.1+cu101']
+    """
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            lines.append(f"{name}: {old or '(none)'} -> {new or '(none)'}")
+    return lines
+
+
+def _tail(done: Completed, lines: int = 3) -> str:
+    text = (done.stderr or done.stdout).strip().splitlines()
+    return "\n".join(text[-lines:]) if text else "no output"

@@ -1,0 +1,353 @@
+"""Resolve the torch family (torch, torchvision, torchaudio) over one variant.
+
+resolvelib does the search. Every candidate depends on a virtual ``<variant>``
+requirement, so all packages of a plan come from the same variant folder (the
+same trick as uv's synthetic ``cuda==X`` dependency). Candidates are ordered by
+torch version first and variant second: the newest torch any runnable variant
+offers wins, then the newest variant that has it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from email.parser import BytesParser
+from typing import Protocol, Union
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
+from resolvelib.resolvers import RequirementInformation
+
+from ._releases import RELEASES, companion_pin
+from ._simple import Link
+from .errors import NoCompatibleWheel, ResolutionConflict
+from .target import Target
+from .variants import Variant
+
+log = logging.getLogger(__name__)
+
+FAMILY = ("torch", "torchvision", "torchaudio")
+VARIANT = "<variant>"
+
+
+class PageSource(Protocol):
+    """What the resolver needs from an index (IndexClient, or a test double)."""
+
+    def links(self, project: str, variant: Variant) -> list[Link]: ...
+
+    def prefetch(self, project: str, variants: Iterable[Variant]) -> None: ...
+
+    def metadata(self, link: Link) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class FamilyRequirement:
+    name: str
+    specifier: SpecifierSet
+    origin: str  # "user" or the candidate that asked for it
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class VariantRequirement:
+    variant: Variant
+    origin: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    version: Version
+    variant: Variant
+    link: Link
+
+    @property
+    def sort_key(self) -> tuple[Version, tuple[int, tuple[int, ...]]]:
+        return (Version(self.version.public), self.variant.sort_key())
+
+
+@dataclass(frozen=True)
+class VariantCandidate:
+    variant: Variant
+
+
+Req = Union[FamilyRequirement, VariantRequirement]
+Cand = Union[Candidate, VariantCandidate]
+
+
+def _match_version(version: Version, variant: Variant) -> Version:
+    # An unlabeled wheel in the cu102 folder is 1.7.1+cu102 for matching purposes.
+    return version if version.local else Version(f"{version}+{variant.tag}")
+
+
+def _is_exact(specifier: SpecifierSet) -> str | None:
+    for spec in specifier:
+        if spec.operator in ("==", "===") and "*" not in spec.version:
+            return spec.version.split("+")[0]
+    return None
+
+
+def _known_versions(project: str, variant: Variant) -> list[Version]:
+    return [
+        Version(getattr(release, project))
+        for release in RELEASES
+        if getattr(release, project, None) and variant.tag in release.variants
+    ]
+
+
+class Provider(AbstractProvider):  # type: ignore[type-arg]
+    def __init__(
+        self,
+        source: PageSource,
+        target: Target,
+        variants: Sequence[Variant],
+        notes: list[str],
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.variants = tuple(variants)
+        self.notes = notes
+        self.rejections: dict[str, list[str]] = {}
+
+    # -- resolvelib protocol -------------------------------------------------
+
+    def identify(self, requirement_or_candidate: Req | Cand) -> str:
+        if isinstance(requirement_or_candidate, (VariantRequirement, VariantCandidate)):
+            return VARIANT
+        return requirement_or_candidate.name
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Cand],
+        candidates: Mapping[str, Iterator[Cand]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Cand]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Cand]],
+    ) -> tuple[bool, bool, bool]:
+        pinned = any(
+            isinstance(info.requirement, FamilyRequirement) and _is_exact(info.requirement.specifier)
+            for info in information[identifier]
+        )
+        # Exact pins first, then torch (its version decides), then the variant, then companions.
+        return (not pinned, identifier != "torch", identifier != VARIANT)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Cand]],
+    ) -> Callable[[], Iterator[Cand]]:
+        bad = set(incompatibilities.get(identifier, ()))
+        allowed = set(self.variants)
+        for requirement in requirements.get(VARIANT, ()):
+            assert isinstance(requirement, VariantRequirement)
+            allowed &= {requirement.variant}
+        if identifier == VARIANT:
+            found = [VariantCandidate(v) for v in self.variants if v in allowed]
+            return lambda: (c for c in found if c not in bad)
+        specifier = SpecifierSet()
+        for requirement in requirements[identifier]:
+            assert isinstance(requirement, FamilyRequirement)
+            specifier &= requirement.specifier
+        variants = [v for v in self.variants if v in allowed]
+        return lambda: (
+            c for c in self._candidates(identifier, specifier, variants) if c not in bad
+        )
+
+    def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
+        if isinstance(requirement, VariantRequirement):
+            return isinstance(candidate, VariantCandidate) and candidate.variant == requirement.variant
+        assert isinstance(candidate, Candidate)
+        version = _match_version(candidate.version, candidate.variant)
+        return requirement.specifier.contains(version, prereleases=True)
+
+    def get_dependencies(self, candidate: Cand) -> list[Req]:
+        if isinstance(candidate, VariantCandidate):
+            return []
+        origin = f"{candidate.name} {candidate.version}"
+        return [VariantRequirement(candidate.variant, origin), *self._family_dependencies(candidate)]
+
+    # -- candidates ----------------------------------------------------------
+
+    def _candidates(
+        self, project: str, specifier: SpecifierSet, variants: list[Variant]
+    ) -> Iterator[Candidate]:
+        exact = _is_exact(specifier)
+        if exact is not None:
+            # One version: the order is the variant order, so pages can be asked one at a time,
+            # those the release table says carry the version first.
+            known = [v for v in variants if Version(exact) in _known_versions(project, v)]
+            for variant in known + [v for v in variants if v not in known]:
+                yield from sorted(
+                    self._from_page(project, variant, specifier), key=lambda c: c.sort_key, reverse=True
+                )
+            return
+        found = sorted(
+            (c for v in self._pages_worth_asking(project, specifier, variants) for c in self._from_page(project, v, specifier)),
+            key=lambda c: c.sort_key,
+            reverse=True,
+        )
+        yield from found
+
+    def _pages_worth_asking(
+        self, project: str, specifier: SpecifierSet, variants: list[Variant]
+    ) -> list[Variant]:
+        """Skip variant pages that cannot hold a better version than one already found.
+
+        Variants still published for the newest known release (or unknown to the release
+        table) are always asked; a retired variant only when the table says it carries a
+        matching version at least as new as the best found so far.
+        """
+        current = set(RELEASES[-1].variants)
+        matching = {
+            v: [x for x in _known_versions(project, v) if specifier.contains(x, prereleases=True)]
+            for v in variants
+        }
+        first = [v for v in variants if v.tag in current or not _known_versions(project, v)]
+        self.source.prefetch(project, first)
+        best = max(
+            (Version(c.version.public) for v in first for c in self._from_page(project, v, specifier)),
+            default=None,
+        )
+        rest = [
+            v for v in variants
+            if v not in first and matching[v] and (best is None or max(matching[v]) >= best)
+        ]
+        self.source.prefetch(project, rest)
+        return [v for v in variants if v in first or v in rest]
+
+    def _from_page(self, project: str, variant: Variant, specifier: SpecifierSet) -> list[Candidate]:
+        best: dict[Version, tuple[int, Candidate]] = {}
+        for link in self.source.links(project, variant):
+            candidate = self._candidate(project, variant, link, specifier)
+            if candidate is None:
+                continue
+            rank = self.target.tag_rank(parse_wheel_filename(link.filename)[3])
+            assert rank is not None
+            if candidate.version not in best or rank < best[candidate.version][0]:
+                best[candidate.version] = (rank, candidate)
+        return [candidate for _, candidate in best.values()]
+
+    def _candidate(
+        self, project: str, variant: Variant, link: Link, specifier: SpecifierSet
+    ) -> Candidate | None:
+        try:
+            name, version, _, wheel_tags = parse_wheel_filename(link.filename)
+        except InvalidWheelFilename:
+            return None
+        if name != project or link.yanked:
+            return None
+        label = Variant.from_label(version.local)
+        if version.local and label != variant:
+            return None  # a +cu118 file in another folder is not this variant's build
+        if not specifier.contains(_match_version(version, variant), prereleases=None):
+            return None
+        if self.target.tag_rank(wheel_tags) is None:
+            return None
+        if link.requires_python and not SpecifierSet(link.requires_python).contains(
+            self.target.python_full_version, prereleases=True
+        ):
+            return None
+        return Candidate(project, version, variant, link)
+
+    def _family_dependencies(self, candidate: Candidate) -> list[FamilyRequirement]:
+        if candidate.name == "torch":
+            return []  # torch's own dependencies are not torch-family: pip takes them from PyPI
+        origin = f"{candidate.name} {candidate.version}"
+        metadata = self.source.metadata(candidate.link)
+        if metadata is None:
+            pin = companion_pin(candidate.name, str(candidate.version))
+            if pin is None:
+                self.notes.append(f"{origin}: no metadata offline and no release-table row")
+                return []
+            self.notes.append(f"{origin} needs torch {pin} (release table; no metadata offline)")
+            return [FamilyRequirement("torch", SpecifierSet(f"=={pin}"), origin)]
+        return list(self._requires_family(metadata, origin))
+
+    def _requires_family(self, metadata: bytes, origin: str) -> Iterator[FamilyRequirement]:
+        message = BytesParser().parsebytes(metadata, headersonly=True)
+        environment = {
+            "python_version": "{}.{}".format(*self.target.python_version),
+            "python_full_version": self.target.python_full_version,
+            "sys_platform": {"windows": "win32", "macos": "darwin"}.get(self.target.os, "linux"),
+            "platform_system": {"windows": "Windows", "macos": "Darwin"}.get(self.target.os, "Linux"),
+            "extra": "",
+        }
+        for line in message.get_all("Requires-Dist") or []:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                log.debug("%s: unparsable Requires-Dist %r", origin, line)
+                continue
+            name = canonicalize_name(requirement.name)
+            if name not in FAMILY:
+                continue
+            if requirement.marker and not requirement.marker.evaluate(environment):
+                continue
+            yield FamilyRequirement(name, requirement.specifier, origin)
+
+
+class _Reporter(BaseReporter):  # type: ignore[type-arg]
+    pass
+
+
+@dataclass(frozen=True)
+class Resolution:
+    variant: Variant
+    candidates: tuple[Candidate, ...]
+    notes: tuple[str, ...]
+
+
+def resolve(
+    requirements: Sequence[FamilyRequirement],
+    *,
+    source: PageSource,
+    target: Target,
+    variants: Sequence[Variant],
+) -> Resolution:
+    """Pick one wheel per requested family package (and torch), all from one variant.
+
+    Raises NoCompatibleWheel when some requirement has no wheel for the target in any of
+    ``variants``, and ResolutionConflict when the requirements contradict each other.
+    """
+    notes: list[str] = []
+    provider = Provider(source, target, variants, notes)
+    resolver: Resolver[Req, Cand, str] = Resolver(provider, _Reporter())
+    try:
+        result = resolver.resolve(requirements, max_rounds=500)
+    except ResolutionImpossible as exc:
+        raise _explain(exc, variants, target) from None
+    variant = next(c.variant for c in result.mapping.values() if isinstance(c, VariantCandidate))
+    chosen = tuple(
+        sorted(
+            (c for c in result.mapping.values() if isinstance(c, Candidate)),
+            key=lambda c: FAMILY.index(c.name),
+        )
+    )
+    return Resolution(variant, chosen, tuple(notes))
+
+
+def _explain(exc: ResolutionImpossible, variants: Sequence[Variant], target: Target) -> Exception:  # type: ignore[type-arg]
+    causes = exc.causes
+    where = (
+        f"Python {target.python_version[0]}.{target.python_version[1]} on {target.platforms[0]}"
+        f" in {', '.join(v.tag for v in variants)}"
+    )
+    user = [c.requirement for c in causes if c.parent is None and isinstance(c.requirement, FamilyRequirement)]
+    if len(causes) == len(user) or not causes:
+        wanted = ", ".join(str(r) for r in user) or "the requirements"
+        return NoCompatibleWheel(f"no wheel of {wanted} for {where}")
+    lines = "; ".join(
+        f"{c.requirement} (from {c.parent.name} {c.parent.version})"
+        if isinstance(c.parent, Candidate)
+        else str(c.requirement)
+        for c in causes
+        if isinstance(c.requirement, FamilyRequirement)
+    )
+    return ResolutionConflict(f"the requirements conflict: {lines}")

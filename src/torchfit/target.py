@@ -1,0 +1,185 @@
+"""The interpreter and platform wheels are chosen for.
+
+Three ways to name it: the running interpreter, another interpreter (asked in a
+subprocess), or an explicit ``--python-version`` plus ``--platform`` tags (for a
+Docker image or another machine).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging import tags
+from packaging.tags import Tag
+
+from .errors import UsageError
+
+# Runs inside the target interpreter (any Python 3), so: standard library only.
+_PROBE = r"""
+import json, platform, sys, sysconfig
+print(json.dumps({
+    "version": list(sys.version_info[:3]),
+    "implementation": sys.implementation.name,
+    "platform": sysconfig.get_platform(),
+    "libc": list(platform.libc_ver()),
+    "mac": platform.mac_ver()[0],
+    "machine": platform.machine(),
+    "abiflags": getattr(sys, "abiflags", ""),
+    "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+}))
+"""
+
+_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+@dataclass(frozen=True)
+class Target:
+    python_version: tuple[int, int]
+    python_full_version: str
+    platforms: tuple[str, ...]
+    tags: tuple[Tag, ...]  # best first
+    interpreter: str | None = None  # the executable to install into, when there is one
+
+    @property
+    def os(self) -> str:
+        first = self.platforms[0] if self.platforms else ""
+        if first.startswith("win"):
+            return "windows"
+        if first.startswith("macosx"):
+            return "macos"
+        return "linux"
+
+    def tag_rank(self, wheel_tags: frozenset[Tag]) -> int | None:
+        """Position of the wheel's best tag in this target's list (lower is better)."""
+        ranks = [self._ranks[tag] for tag in wheel_tags if tag in self._ranks]
+        return min(ranks) if ranks else None
+
+    @property
+    def _ranks(self) -> dict[Tag, int]:
+        cached: dict[Tag, int] | None = self.__dict__.get("_rank_cache")
+        if cached is None:
+            cached = {tag: i for i, tag in enumerate(self.tags)}
+            object.__setattr__(self, "_rank_cache", cached)
+        return cached
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "python_version": f"{self.python_version[0]}.{self.python_version[1]}",
+            "platforms": list(self.platforms[:3]) + (["..."] if len(self.platforms) > 3 else []),
+            "interpreter": self.interpreter,
+        }
+
+
+def expand_platform(platform: str) -> list[str]:
+    """The platform tags a system of this tag accepts, best first (as pip does).
+
+    >>> expand_platform("manylinux_2_28_x86_64")[:2], expand_platform("manylinux_2_28_x86_64")[-1]
+    (['manylinux_2_28_x86_64', 'manylinux_2_27_x86_64'], 'linux_x86_64')
+    """
+    for legacy, (major, minor) in _LEGACY_MANYLINUX.items():
+        if platform.startswith(legacy + "_"):
+            platform = f"manylinux_{major}_{minor}_{platform[len(legacy) + 1:]}"
+    if match := _MANYLINUX.fullmatch(platform):
+        major, minor, arch = int(match[1]), int(match[2]), match[3]
+        result = []
+        for glibc_minor in range(minor, 4, -1):
+            result.append(f"manylinux_{major}_{glibc_minor}_{arch}")
+            for legacy, version in _LEGACY_MANYLINUX.items():
+                if version == (major, glibc_minor):
+                    result.append(f"{legacy}_{arch}")
+        return [*result, f"linux_{arch}"]
+    if match := re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", platform):
+        version = (int(match[1]), int(match[2]))
+        return list(tags.mac_platforms(version, match[3]))
+    return [platform]
+
+
+def _python_tags(version: tuple[int, int], platforms: Sequence[str], abi: str | None) -> tuple[Tag, ...]:
+    abis = [abi] if abi else None
+    return (
+        *tags.cpython_tags(version, abis=abis, platforms=platforms),
+        *tags.compatible_tags(version, f"cp{version[0]}{version[1]}", platforms),
+    )
+
+
+def from_spec(python_version: str, platforms: Sequence[str]) -> Target:
+    """A target named by ``--python-version X.Y`` and ``--platform TAG`` (repeatable)."""
+    match = re.fullmatch(r"\s*3\.(\d+)\s*", python_version)
+    if not match:
+        raise UsageError(
+            f"invalid --python-version {python_version!r}", hint="write it as 3.X, e.g. 3.11"
+        )
+    if not platforms:
+        raise UsageError(
+            "--python-version needs at least one --platform",
+            hint="e.g. --platform manylinux_2_28_x86_64, win_amd64 or macosx_11_0_arm64",
+        )
+    for platform in platforms:
+        if not re.fullmatch(r"[a-z0-9_]+", platform):
+            raise UsageError(f"invalid --platform {platform!r}", hint="e.g. manylinux_2_28_x86_64")
+    version = (3, int(match[1]))
+    expanded: list[str] = []
+    for platform in platforms:
+        expanded += [p for p in expand_platform(platform) if p not in expanded]
+    return Target(version, f"3.{version[1]}.0", tuple(expanded), _python_tags(version, expanded, None))
+
+
+def from_facts(facts: dict[str, Any], interpreter: str | None) -> Target:
+    """A target from what the probe script printed."""
+    major, minor, micro = facts["version"]
+    version = (int(major), int(minor))
+    platform = facts["platform"].replace("-", "_").replace(".", "_")
+    if platform.startswith("linux_") and facts["libc"][0] == "glibc":
+        glibc = facts["libc"][1].split(".")
+        platform = f"manylinux_{glibc[0]}_{glibc[1]}_{platform[len('linux_'):]}"
+    elif platform.startswith("macosx_") and facts["mac"]:
+        mac = facts["mac"].split(".")
+        mac_major = int(mac[0])
+        mac_minor = int(mac[1]) if mac_major == 10 and len(mac) > 1 else 0
+        platform = f"macosx_{mac_major}_{mac_minor}_{facts['machine']}"
+    elif platform == "win_amd64" or platform.startswith("win"):
+        platform = {"win32": "win32", "win_amd64": "win_amd64", "win_arm64": "win_arm64"}.get(
+            platform, platform
+        )
+    platforms = expand_platform(platform)
+    abi = None
+    if facts["implementation"] == "cpython":
+        abi = f"cp{major}{minor}{'t' if facts.get('free_threaded') else ''}{facts['abiflags']}"
+        abi = abi.replace("tt", "t")
+    return Target(
+        version,
+        f"{major}.{minor}.{micro}",
+        tuple(platforms),
+        _python_tags(version, platforms, abi),
+        interpreter,
+    )
+
+
+def from_interpreter(python: str) -> Target:
+    """Ask another interpreter what it is (a subprocess; never a shell)."""
+    try:
+        completed = subprocess.run(
+            [python, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"cannot run --python {python}: {exc}") from exc
+    if completed.returncode != 0:
+        tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise UsageError(f"--python {python} failed to start: {tail[0]}")
+    return from_facts(json.loads(completed.stdout), python)
+
+
+def current() -> Target:
+    """The running interpreter."""
+    namespace: dict[str, Any] = {}
+    facts: list[str] = []
+    namespace["print"] = facts.append
+    exec(_PROBE, namespace)  # the same probe, run in-process: one code path for both
+    return from_facts(json.loads(facts[0]), sys.executable)
