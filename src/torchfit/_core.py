@@ -99,7 +99,8 @@ def split_requirements(requirements: Sequence[str]) -> tuple[list[FamilyRequirem
         try:
             requirement = Requirement(text)
         except InvalidRequirement as exc:
-            raise UsageError(f"invalid requirement {text!r}: {exc}") from None
+            detail = str(exc).splitlines()[0]
+            raise UsageError(f"invalid requirement {text!r}: {detail}") from None
         name = canonicalize_name(requirement.name)
         if name not in FAMILY:
             others.append(text)

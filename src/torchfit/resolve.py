@@ -339,10 +339,17 @@ def _explain(exc: ResolutionImpossible, variants: Sequence[Variant], target: Tar
         f"Python {target.python_version[0]}.{target.python_version[1]} on {target.platforms[0]}"
         f" in {', '.join(v.tag for v in variants)}"
     )
-    user = [c.requirement for c in causes if c.parent is None and isinstance(c.requirement, FamilyRequirement)]
+    user = [
+        c.requirement
+        for c in causes
+        if c.parent is None and isinstance(c.requirement, FamilyRequirement)
+    ]
     if len(causes) == len(user) or not causes:
         wanted = ", ".join(str(r) for r in user) or "the requirements"
-        return NoCompatibleWheel(f"no wheel of {wanted} for {where}")
+        return NoCompatibleWheel(
+            f"no wheel of {wanted} for {where}",
+            hint="relax the version, or check which Pythons and platforms that release was built for",
+        )
     lines = "; ".join(
         f"{c.requirement} (from {c.parent.name} {c.parent.version})"
         if isinstance(c.parent, Candidate)

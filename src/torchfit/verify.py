@@ -38,7 +38,8 @@ for folder in (spec.submodule_search_locations or []) if spec else []:
 if sys.argv[1] == "import":
     try:
         import torch
-        facts["cuda_available"] = bool(torch.cuda.is_available())
+        if sys.argv[2] == "gpu":
+            facts["cuda_available"] = bool(torch.cuda.is_available())
     except Exception as exc:
         facts["import_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(facts))
@@ -92,9 +93,12 @@ def _hint(check: Check) -> str:
     return "reinstall with `torchfit install torch --force-reinstall`, or see `torchfit detect`"
 
 
-def read_torch(python: str, *, import_torch: bool, run: Runner = run_subprocess) -> dict[str, Any]:
+def read_torch(
+    python: str, *, import_torch: bool, ask_cuda: bool = False, run: Runner = run_subprocess
+) -> dict[str, Any]:
     """The facts the probe script reports from the target interpreter."""
-    done = run([python, "-c", _PROBE, "import" if import_torch else "static"])
+    mode = ["import" if import_torch else "static", "gpu" if ask_cuda else "nogpu"]
+    done = run([python, "-c", _PROBE, *mode])
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise VerificationFailed(f"could not inspect torch in {python}: {tail[0]}")
@@ -112,9 +116,11 @@ def verify(
 ) -> Verification:
     """Check the torch installed in ``python`` against a plan (when given) and the machine.
 
-    Imports torch only when an NVIDIA GPU is present (to ask ``torch.cuda.is_available()``).
+    Imports torch in ``python``: a build that does not import is not installed.
     """
-    facts = read_torch(python, import_torch=detection.has_nvidia, run=run)
+    # An overridden driver is a simulation (a Docker build): there may be no GPU to ask.
+    gpu_present = detection.has_nvidia and detection.source != "override"
+    facts = read_torch(python, import_torch=True, ask_cuda=gpu_present, run=run)
     version, cuda = facts["version"], facts["cuda"]
     checks: list[Check] = []
     if version is None:
@@ -132,9 +138,15 @@ def verify(
         else:
             ok, detail = cuda == want, f"expected torch.version.cuda = {want}, found {cuda}"
         checks.append(Check("variant", "pass" if ok else "fail", detail))
+    if facts["import_error"]:
+        checks.append(Check("import", "fail", f"import torch failed: {facts['import_error']}"))
+    else:
+        checks.append(Check("import", "pass", "import torch works"))
     checks.append(_driver_check(cuda, detection))
-    if detection.has_nvidia:
+    if gpu_present and not facts["import_error"]:
         checks.append(_cuda_available_check(facts))
+    elif detection.has_nvidia:
+        checks.append(Check("cuda_available", "skipped", "driver given as an override, not probed"))
     else:
         checks.append(Check("cuda_available", "skipped", "no NVIDIA GPU detected"))
     return Verification(python, version, cuda, tuple(checks))
@@ -157,8 +169,6 @@ def _driver_check(cuda: str | None, detection: Detection) -> Check:
 
 
 def _cuda_available_check(facts: dict[str, Any]) -> Check:
-    if facts["import_error"]:
-        return Check("cuda_available", "fail", f"import torch failed: {facts['import_error']}")
     if facts["cuda_available"]:
         return Check("cuda_available", "pass", "torch.cuda.is_available() is True")
     return Check("cuda_available", "fail", "torch.cuda.is_available() is False")
