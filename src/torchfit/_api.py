@@ -14,16 +14,23 @@ from .verify import Verification
 from .verify import verify as _verify
 
 
-def plan(requirements: Sequence[str] | str, settings: Settings | None = None, **options: Any) -> Plan:
+def plan(
+    requirements: Sequence[str] | str,
+    settings: Settings | None = None,
+    *,
+    detection: Detection | None = None,
+    **options: Any,
+) -> Plan:
     """Plan the wheels for ``requirements`` (e.g. ``"torch==1.7.1"``) on this machine.
 
-    ``options`` are :class:`Settings` fields (``variant=Variant.parse("cpu")``, ``offline=True``).
+    ``options`` are :class:`Settings` fields (``variant=Variant.parse("cpu")``, ``offline=True``);
+    ``detection`` replaces probing this machine (plan for another one).
     Raises a :class:`~torchfit.TorchfitError` subclass when there is no fitting plan.
     """
     if isinstance(requirements, str):
         requirements = [requirements]
     base = settings or Settings()
-    return make_plan(requirements, Settings(**{**base.__dict__, **options}))
+    return make_plan(requirements, Settings(**{**base.__dict__, **options}), detection=detection)
 
 
 def install(

@@ -157,6 +157,9 @@ def make_plan(
         resolution = resolve(family, source=client, target=target, variants=choice.variants)
     except NoCompatibleWheel as exc:
         raise _explain_no_wheel(exc, family, detection, choice.explicit) from None
+    finally:
+        if source is None:
+            client.close()
     packages = []
     for candidate in resolution.candidates:
         check_url(candidate.link.url, settings.trusted_hosts)

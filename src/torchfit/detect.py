@@ -1,12 +1,9 @@
 """Find the NVIDIA driver and the highest CUDA it supports, with a trace of every probe.
 
-Sources, in order: overrides, NVML, ``nvidia-smi``, ``/proc/driver/nvidia/version``.
-The first that yields a driver version or a CUDA version answers; the later ones are
-recorded as "not needed". No probe failure aborts detection: a missing tool, a
-non-zero exit, garbage or a hang becomes one line of the trace.
-
-This is the only module that runs subprocesses, reads driver files or loads NVML.
-Its parsers are pure functions over text.
+Sources, in order: overrides, NVML, ``nvidia-smi``, ``/proc/driver/nvidia/version``; the
+first that yields a driver or CUDA version answers. No failure aborts detection: a missing
+tool, a non-zero exit, garbage or a hang becomes one line of the trace. The only module
+that runs subprocesses, reads driver files or loads NVML; its parsers are pure.
 """
 
 from __future__ import annotations
@@ -36,6 +33,7 @@ _SMI_FIELDS = ("driver_version", "name", "compute_cap")
 _NVML_ERROR_LIBRARY_NOT_FOUND = 12  # nvml.h
 _PROC_LINE = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+(?:\.\d+)+)(?:\s|$)")
 _CAPABILITY = re.compile(r"\s*(\d+)\.(\d+)\s*")
+_Errors = tuple[type[BaseException], ...]
 
 
 class Completed(NamedTuple):
@@ -162,41 +160,28 @@ def detect(
         raise ValueError(f"unknown os {os_name!r}; expected one of {', '.join(OSES)}")
     given = _from_overrides(overrides, os_name)
     trace = [given.probe]
-    answer: _Found | None = None
+    answer = given if given.answered else None
     suspected = False
-    if given.answered:
-        answer = given
-        trace += [
-            Probe(name, None, "skipped: overridden") for name in (NVML, NVIDIA_SMI, PROC_VERSION)
-        ]
-    else:
-        probes: tuple[tuple[str, Callable[[], _Found]], ...] = (
-            (NVML, lambda: _probe_nvml(nvml, os_name)),
-            (NVIDIA_SMI, lambda: _probe_nvidia_smi(run, timeout, os_name)),
-            (PROC_VERSION, lambda: _probe_proc(proc_version, os_name)),
-        )
-        for name, probe in probes:
-            if answer is not None:
-                trace.append(Probe(name, None, "not needed"))
-                continue
-            found = probe()
-            logger.debug("%s: %s", name, found.probe.outcome)
-            trace.append(found.probe)
-            suspected = suspected or found.suspected
-            if found.answered:
-                answer = found
-    return Detection(
-        driver_version=answer.driver if answer else None,
-        max_cuda=answer.max_cuda if answer else None,
-        gpus=given.gpus if overrides.gpu_arch else (answer.gpus if answer else ()),
-        source=answer.probe.source if answer else None,
-        suspected_gpu=suspected and answer is None,
-        trace=tuple(trace),
-        os=os_name,
+    probes: tuple[tuple[str, Callable[[], _Found]], ...] = (
+        (NVML, lambda: _probe_nvml(nvml, os_name)),
+        (NVIDIA_SMI, lambda: _probe_nvidia_smi(run, timeout, os_name)),
+        (PROC_VERSION, lambda: _probe_proc(proc_version, os_name)),
     )
-
-
-# --- pure parsers ---------------------------------------------------------------------
+    for name, probe in probes:
+        if answer is not None:
+            skipped = "skipped: overridden" if answer is given else "not needed"
+            trace.append(Probe(name, None, skipped))
+            continue
+        found = probe()
+        logger.debug("%s: %s", name, found.probe.outcome)
+        trace.append(found.probe)
+        suspected = suspected or found.suspected
+        answer = found if found.answered else None
+    gpus = given.gpus if overrides.gpu_arch else (answer.gpus if answer else ())
+    if answer is None:
+        return Detection(None, None, gpus, None, suspected, tuple(trace), os_name)
+    source = answer.probe.source
+    return Detection(answer.driver, answer.max_cuda, gpus, source, False, tuple(trace), os_name)
 
 
 def parse_nvidia_smi_query(
@@ -213,10 +198,10 @@ def parse_nvidia_smi_query(
     rows: list[tuple[str | None, str | None, tuple[int, int] | None]] = []
     for line in text.splitlines():
         fields = [field.strip() for field in line.split(",")]
-        driver: str | None = fields[0]
-        if _placeholder(fields[0]) and len(fields) > 1:
-            driver = None
-        elif parse_driver_version(fields[0]) is None:
+        driver = _field(fields[0])
+        if driver is None and not (fields[0] and len(fields) > 1):
+            continue
+        if driver is not None and parse_driver_version(driver) is None:
             continue  # a header, an error message, garbage
         capability: tuple[int, int] | None = None
         names = fields[1:]
@@ -262,9 +247,6 @@ def parse_compute_capability(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-# --- probes ---------------------------------------------------------------------------
-
-
 def _from_overrides(overrides: Overrides, os: str) -> _Found:
     if overrides == _NO_OVERRIDES:
         return _Found(Probe(OVERRIDE, None, "none given"))
@@ -295,7 +277,10 @@ def _probe_nvml(nvml: Any, os: str) -> _Found:
             nvml = importlib.import_module("pynvml")
         except ImportError:
             return _Found(Probe(NVML, None, "nvidia-ml-py not installed"))
-    errors = _nvml_errors(nvml)
+    error = getattr(nvml, "NVMLError", None)
+    errors: _Errors = (Exception,)  # without an NVMLError class: anything is a failed probe
+    if isinstance(error, type) and issubclass(error, Exception):
+        errors = (error, OSError)
     try:
         nvml.nvmlInit()
     except errors as exc:
@@ -326,28 +311,22 @@ def _probe_nvml(nvml: Any, os: str) -> _Found:
     return _Found(Probe(NVML, raw, _describe(driver, cuda) + note), driver, cuda, gpus)
 
 
-def _nvml_gpus(
-    nvml: Any, errors: tuple[type[BaseException], ...], seen: list[str]
-) -> tuple[Gpu, ...]:
-    count = _nvml_call(nvml, errors, seen, "nvmlDeviceGetCount")
+def _nvml_gpus(nvml: Any, errors: _Errors, seen: list[str]) -> tuple[Gpu, ...]:
     gpus: list[Gpu] = []
+    count = _nvml_call(nvml, errors, seen, "nvmlDeviceGetCount")
     for index in range(count if isinstance(count, int) else 0):
         handle = _nvml_call(nvml, errors, seen, "nvmlDeviceGetHandleByIndex", index)
-        if handle is None:
-            gpus.append(Gpu(None, None))
-            continue
-        name = _text(_nvml_call(nvml, errors, seen, "nvmlDeviceGetName", handle))
-        cc = _nvml_call(nvml, errors, seen, "nvmlDeviceGetCudaComputeCapability", handle)
-        if isinstance(cc, tuple) and len(cc) == 2 and all(isinstance(n, int) for n in cc):
-            gpus.append(Gpu(name, (cc[0], cc[1])))
-        else:
-            gpus.append(Gpu(name, None))
+        name: str | None = None
+        cc: Any = None
+        if handle is not None:
+            name = _text(_nvml_call(nvml, errors, seen, "nvmlDeviceGetName", handle))
+            cc = _nvml_call(nvml, errors, seen, "nvmlDeviceGetCudaComputeCapability", handle)
+        valid = isinstance(cc, tuple) and len(cc) == 2 and all(isinstance(n, int) for n in cc)
+        gpus.append(Gpu(name, (cc[0], cc[1]) if valid else None))
     return tuple(gpus)
 
 
-def _nvml_call(
-    nvml: Any, errors: tuple[type[BaseException], ...], seen: list[str], name: str, *args: Any
-) -> Any:
+def _nvml_call(nvml: Any, errors: _Errors, seen: list[str], name: str, *args: Any) -> Any:
     """Call one NVML function; None (and a note in ``seen``) when it fails or is missing."""
     function = getattr(nvml, name, None)
     if function is None:
@@ -361,14 +340,6 @@ def _nvml_call(
     if name != "nvmlDeviceGetHandleByIndex":  # handles are opaque pointers
         seen.append(f"{name}={value!r}")
     return value
-
-
-def _nvml_errors(nvml: Any) -> tuple[type[BaseException], ...]:
-    error = getattr(nvml, "NVMLError", None)
-    if isinstance(error, type) and issubclass(error, Exception):
-        return (error, OSError)
-    # A module-like object without NVMLError: whatever it raises is still a failed probe.
-    return (Exception,)
 
 
 def _probe_nvidia_smi(run: Runner, timeout: float, os: str) -> _Found:
@@ -426,21 +397,16 @@ def _probe_proc(path: Path, os: str) -> _Found:
     return _Found(Probe(PROC_VERSION, raw, _describe(driver, cuda)), driver, cuda)
 
 
-# --- small helpers --------------------------------------------------------------------
-
-
 def _describe(driver: str | None, cuda: tuple[int, int] | None) -> str:
     cuda_text = f"CUDA {_dotted(cuda)}" if cuda else "older than every CUDA toolkit in the table"
     return f"driver {driver}, {cuda_text}" if driver else cuda_text
 
 
-def _placeholder(value: str) -> bool:
-    # nvidia-smi prints "[N/A]" or "[Not Supported]" for what it cannot tell.
-    return value == "N/A" or (value.startswith("[") and value.endswith("]"))
-
-
 def _field(value: str) -> str | None:
-    return None if not value or _placeholder(value) else value
+    # nvidia-smi prints "[N/A]" or "[Not Supported]" for what it cannot tell.
+    if not value or value == "N/A" or (value.startswith("[") and value.endswith("]")):
+        return None
+    return value
 
 
 def _text(value: Any) -> str | None:
@@ -454,9 +420,7 @@ def _text(value: Any) -> str | None:
 
 def _clip(text: str) -> str | None:
     text = text.strip()
-    if not text:
-        return None
-    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
+    return (text[:_RAW_LIMIT] + "..." if len(text) > _RAW_LIMIT else text) or None
 
 
 def _tail(text: str) -> str:
@@ -469,8 +433,4 @@ def _dotted(pair: tuple[int, int]) -> str:
 
 
 def _current_os() -> str:
-    if sys.platform == "win32":
-        return "windows"
-    if sys.platform == "darwin":
-        return "macos"
-    return "linux"
+    return {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")

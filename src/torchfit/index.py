@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import __version__
 from ._simple import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
 from .errors import IndexFetchError, UsageError
 from .variants import Variant
@@ -113,6 +115,7 @@ class IndexClient:
         self.records: list[PageRecord] = []
         self._pages: dict[str, list[Link]] = {}
         self._client = client
+        self._lock = threading.Lock()
         check_url(self.base, self.trusted_hosts)
 
     # -- pages -------------------------------------------------------------
@@ -254,17 +257,23 @@ class IndexClient:
 
     # -- HTTP and cache ----------------------------------------------------
 
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                # trust_env (the default) honours HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE.
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(30.0, connect=10.0),
+                    follow_redirects=True,
+                    transport=httpx.HTTPTransport(retries=self.retries),
+                    headers={"User-Agent": f"torchfit/{__version__}"},
+                )
+            return self._client
+
     def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        if self._client is None:
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(30.0, connect=10.0),
-                follow_redirects=True,
-                transport=httpx.HTTPTransport(retries=self.retries),
-                headers={"User-Agent": "torchfit"},
-            )
+        client = self._http()
         for attempt in range(self.retries + 1):
             try:
-                response = self._client.get(url, headers=headers)
+                response = client.get(url, headers=headers)
             except httpx.HTTPError as exc:
                 if attempt == self.retries:
                     raise IndexFetchError(
@@ -315,6 +324,13 @@ class IndexClient:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+            self._client = None
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _sha256(data: bytes) -> str:
