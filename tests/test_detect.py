@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from torchfit.detect import (
+from torchfit.detection import (
     Completed,
     Detection,
     Gpu,
@@ -31,7 +31,7 @@ from torchfit.detect import (
 )
 
 # The package exports a detect() function under the same name as this module.
-detect_module = importlib.import_module("torchfit.detect")
+detect_module = importlib.import_module("torchfit.detection")
 DATA = Path(__file__).parent / "data" / "nvidia"
 SMI_ARGV = ["nvidia-smi", "--query-gpu=driver_version,name,compute_cap", "--format=csv,noheader"]
 SMI_ARGV_NO_CC = ["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"]

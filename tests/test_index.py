@@ -26,7 +26,8 @@ def snapshot_root(tmp_path: Path) -> Path:
 
 def test_variant_page_over_http(snapshot_root: Path, tmp_path: Path) -> None:
     with serve_directory(snapshot_root) as server:
-        with IndexClient(f"{server.url}/whl", cache_dir=tmp_path / "cache") as client:
+        client = IndexClient(f"{server.url}/whl", cache_dir=tmp_path / "cache")
+        with client:
             links = client.links("torch", CU101)
     names = {link.filename for link in links}
     assert "torch-1.7.1+cu101-cp38-cp38-linux_x86_64.whl" in names
@@ -91,9 +92,8 @@ def test_missing_page_is_empty_and_server_errors_are_retried(tmp_path: Path) -> 
 def test_persistent_server_error_is_one_clear_error(tmp_path: Path) -> None:
     routes = {"/whl/cu101/torch/": Response(500, {}, b"")}
     with serve_directory(tmp_path, routes) as server:
-        with IndexClient(f"{server.url}/whl", retries=1) as client, pytest.raises(
-            IndexFetchError, match="answered HTTP 500"
-        ):
+        client = IndexClient(f"{server.url}/whl", retries=1)
+        with client, pytest.raises(IndexFetchError, match="answered HTTP 500"):
             client.links("torch", CU101)
 
 
@@ -107,9 +107,8 @@ def test_pep691_json_page_is_preferred(tmp_path: Path) -> None:
         ' "/whl/cpu/torch-2.8.0%2Bcpu-cp312-cp312-win_amd64.whl", "hashes": {"sha256": "AB"},'
         ' "core-metadata": {"sha256": "cd"}}]}'
     )
-    with serve_directory(tmp_path) as server:
-        with IndexClient(f"{server.url}/whl") as client:
-            (link,) = client.links("torch", Variant("cpu"))
+    with serve_directory(tmp_path) as server, IndexClient(f"{server.url}/whl") as client:
+        (link,) = client.links("torch", Variant("cpu"))
     assert (link.sha256, link.metadata) == ("ab", "cd")
 
 
@@ -129,7 +128,12 @@ def test_mirror_rewrites_upstream_absolute_links(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8000/whl", "http://localhost/whl", "http://[::1]/whl", "https://example.org/whl"],
+    [
+        "http://127.0.0.1:8000/whl",
+        "http://localhost/whl",
+        "http://[::1]/whl",
+        "https://example.org/whl",
+    ],
 )
 def test_safe_urls_pass(url: str) -> None:
     check_url(url)

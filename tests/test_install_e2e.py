@@ -49,10 +49,7 @@ def publish(root: Path, variant: str, wheel: Path, *, sha256: str | None = None)
     href = f"/whl/{variant}/{quote(wheel.name)}#sha256={digest}"
     links.append(f'    <a href="{href}"{attrs}>{wheel.name}</a><br/>')
     page.write_text(
-        "\n".join(
-            ["<!DOCTYPE html>", "<html>", "  <body>", *links, "  </body>", "</html>"]
-        )
-        + "\n"
+        "\n".join(["<!DOCTYPE html>", "<html>", "  <body>", *links, "  </body>", "</html>"]) + "\n"
     )
 
 
@@ -86,7 +83,9 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     publish(root, "cu110", standin_torch(build, "1.7.1+cu110", cuda="10.2"))
     publish(root, "cpu", standin_torch(build, "1.7.1+cpu", cuda=None))
     publish(root, "cu92", standin_torch(build, "1.7.1+cu92", cuda="9.2"), sha256="0" * 64)
-    publish(root, "cu101", build_wheel(build, "torchvision", "0.8.2+cu101", requires=["torch==1.7.1"]))
+    publish(
+        root, "cu101", build_wheel(build, "torchvision", "0.8.2+cu101", requires=["torch==1.7.1"])
+    )
     vision110 = build_wheel(build, "torchvision", "0.8.2+cu110", requires=["torch==1.7.1"])
     write_metadata_sidecar(vision110)
     publish(root, "cu110", vision110)
@@ -101,8 +100,15 @@ def venv(tmp_path: Path) -> Path:
 
 def test_install_cuda_101_build_and_verify(index: IndexServer, venv: Path) -> None:
     done = torchfit(
-        "install", "torch==1.7.1", "--cuda", "10.1", "--python", str(venv),
-        "--pytorch-index", f"{index.url}/whl", "--json",
+        "install",
+        "torch==1.7.1",
+        "--cuda",
+        "10.1",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -114,8 +120,14 @@ def test_install_cuda_101_build_and_verify(index: IndexServer, venv: Path) -> No
 
 def test_unlabeled_wheel_takes_its_folder_variant(index: IndexServer, venv: Path) -> None:
     done = torchfit(
-        "install", "torch==1.7.1", "--cuda", "10.2", "--python", str(venv),
-        "--pytorch-index", f"{index.url}/whl",
+        "install",
+        "torch==1.7.1",
+        "--cuda",
+        "10.2",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
     )
     assert done.returncode == 0, done.stderr
     assert "variant cu102" in done.stdout
@@ -125,8 +137,15 @@ def test_unlabeled_wheel_takes_its_folder_variant(index: IndexServer, venv: Path
 def test_companion_pins_torch_from_wheel_metadata(index: IndexServer, venv: Path) -> None:
     before = len(index.requests)
     done = torchfit(
-        "install", "torchvision==0.8.2", "--cuda", "10.1", "--python", str(venv),
-        "--pytorch-index", f"{index.url}/whl", "--json",
+        "install",
+        "torchvision==0.8.2",
+        "--cuda",
+        "10.1",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     packages = {p["name"]: p["version"] for p in json.loads(done.stdout)["plan"]["packages"]}
@@ -138,8 +157,18 @@ def test_companion_pins_torch_from_wheel_metadata(index: IndexServer, venv: Path
 def test_pep658_metadata_is_used_instead_of_the_wheel(index: IndexServer) -> None:
     before = len(index.requests)
     done = torchfit(
-        "plan", "torch", "torchvision", "--variant", "cu110", "--python-version", "3.11",
-        "--platform", "linux_x86_64", "--pytorch-index", f"{index.url}/whl", "--json",
+        "plan",
+        "torch",
+        "torchvision",
+        "--variant",
+        "cu110",
+        "--python-version",
+        "3.11",
+        "--platform",
+        "linux_x86_64",
+        "--pytorch-index",
+        f"{index.url}/whl",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     asked = index.requests[before:]
@@ -150,8 +179,16 @@ def test_pep658_metadata_is_used_instead_of_the_wheel(index: IndexServer) -> Non
 def test_pinned_torch_on_a_known_driver_asks_one_page(index: IndexServer) -> None:
     before = len(index.requests)
     done = torchfit(
-        "plan", "torch==1.7.1", "--cuda", "10.1", "--python-version", "3.8",
-        "--platform", "linux_x86_64", "--pytorch-index", f"{index.url}/whl",
+        "plan",
+        "torch==1.7.1",
+        "--cuda",
+        "10.1",
+        "--python-version",
+        "3.8",
+        "--platform",
+        "linux_x86_64",
+        "--pytorch-index",
+        f"{index.url}/whl",
     )
     assert done.returncode == 0, done.stderr
     assert index.requests[before:] == ["/whl/cu101/torch/"]
@@ -161,8 +198,14 @@ def test_a_build_that_lies_about_its_cuda_fails_verification(
     index: IndexServer, venv: Path
 ) -> None:
     done = torchfit(
-        "install", "torch==1.7.1", "--cuda", "11.0", "--python", str(venv),
-        "--pytorch-index", f"{index.url}/whl",
+        "install",
+        "torch==1.7.1",
+        "--cuda",
+        "11.0",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
     )
     assert done.returncode == 1
     assert "expected torch.version.cuda = 11.0, found 10.2" in done.stdout
@@ -172,8 +215,14 @@ def test_a_build_that_lies_about_its_cuda_fails_verification(
 
 def test_hash_mismatch_installs_nothing(index: IndexServer, venv: Path) -> None:
     done = torchfit(
-        "install", "torch==1.7.1", "--variant", "cu92", "--python", str(venv),
-        "--pytorch-index", f"{index.url}/whl",
+        "install",
+        "torch==1.7.1",
+        "--variant",
+        "cu92",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: the installer failed")
@@ -194,9 +243,19 @@ def test_a_decoy_index_cannot_win(index: IndexServer, venv: Path, tmp_path: Path
     )
     with serve_directory(decoy_root) as other:
         done = torchfit(
-            "install", "torch==1.7.1", "--cuda", "10.1", "--python", str(venv),
-            "--pytorch-index", f"{index.url}/whl",
-            "--", "--index-url", f"{other.url}/simple", "--extra-index-url", f"{other.url}/simple",
+            "install",
+            "torch==1.7.1",
+            "--cuda",
+            "10.1",
+            "--python",
+            str(venv),
+            "--pytorch-index",
+            f"{index.url}/whl",
+            "--",
+            "--index-url",
+            f"{other.url}/simple",
+            "--extra-index-url",
+            f"{other.url}/simple",
         )
         assert done.returncode == 0, done.stderr
         assert not any(path.startswith("/simple/torch") for path in other.requests)

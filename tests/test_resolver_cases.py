@@ -15,7 +15,7 @@ import pytest
 
 from torchfit import Overrides, Settings, TorchfitError, Variant, plan
 from torchfit._driver import parse_driver_version
-from torchfit.detect import detect
+from torchfit.detection import detect
 from torchfit.index import DEFAULT_INDEX
 from torchfit.variants import parse_cuda
 

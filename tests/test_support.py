@@ -47,8 +47,12 @@ PIP_ACCEPT = (  # what pip sends for index pages
 
 def test_wheel_name_metadata_and_record(tmp_path: Path) -> None:
     wheel = build_wheel(
-        tmp_path, "Fit.Demo-pkg", "1.7.1+cu101", tag="py2.py3-none-any",
-        requires=["dep>=1"], files={"fit_demo/__init__.py": "X = 1\n"},
+        tmp_path,
+        "Fit.Demo-pkg",
+        "1.7.1+cu101",
+        tag="py2.py3-none-any",
+        requires=["dep>=1"],
+        files={"fit_demo/__init__.py": "X = 1\n"},
         requires_python=">=3.8",
     )
     assert wheel.name == "fit_demo_pkg-1.7.1+cu101-py2.py3-none-any.whl"
@@ -182,8 +186,12 @@ def test_find_python() -> None:
     here = "{}.{}".format(*sys.version_info[:2])
     found = find_python(here)
     if found is not None:  # python3.X on PATH may be a shim that cannot run it
-        out = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [found, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert out.strip() == str(tuple(sys.version_info[:2]))
     assert find_python("3.99") is None
     with pytest.raises(ValueError):
@@ -196,15 +204,22 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pip(python: Path, *args: str) -> None:
-    subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", *args],
-                   check=True, capture_output=True, env=isolated_env())
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-cache-dir", *args],
+        check=True,
+        capture_output=True,
+        env=isolated_env(),
+    )
 
 
 def torch_facts(python: Path) -> list[object]:
-    script = ("import json, torch; print(json.dumps("
-              "[torch.__version__, torch.version.cuda, torch.cuda.is_available()]))")
-    done = subprocess.run([str(python), "-c", script], check=True, capture_output=True,
-                          text=True, env=isolated_env())
+    script = (
+        "import json, torch; print(json.dumps("
+        "[torch.__version__, torch.version.cuda, torch.cuda.is_available()]))"
+    )
+    done = subprocess.run(
+        [str(python), "-c", script], check=True, capture_output=True, text=True, env=isolated_env()
+    )
     return list(json.loads(done.stdout))
 
 
@@ -221,8 +236,10 @@ def test_pip_installs_from_the_server(venv: Path, tmp_path: Path) -> None:
     simple = tmp_path / "simple"
     for project, wheel in [
         ("torch", standin_torch(simple / "torch", "2.0.0+cpu", cuda=None, requires=["fit-dep"])),
-        ("fit-dep", build_wheel(simple / "fit-dep", "fit-dep", "1.0",
-                                files={"fit_dep.py": "VALUE = 1\n"})),
+        (
+            "fit-dep",
+            build_wheel(simple / "fit-dep", "fit-dep", "1.0", files={"fit_dep.py": "VALUE = 1\n"}),
+        ),
     ]:
         write_metadata_sidecar(wheel)
         write_index(simple / project)

@@ -9,7 +9,7 @@ __version__ = "0.1.0.dev0"
 
 from ._api import detect, install, plan, verify
 from ._core import InstallResult, Plan, PlannedWheel, Settings
-from .detect import Detection, Gpu, Overrides, Probe
+from .detection import Detection, Gpu, Overrides, Probe
 from .errors import (
     DetectionError,
     IndexFetchError,

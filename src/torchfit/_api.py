@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._core import InstallResult, Plan, Settings, install_plan, make_plan
-from .detect import Detection
-from .detect import detect as _detect
+from .detection import Detection
+from .detection import detect as _detect
 from .install import Installer
 from .verify import Verification
 from .verify import verify as _verify
@@ -56,7 +56,7 @@ def install(
 
 
 def detect(settings: Settings | None = None) -> Detection:
-    """What this machine's NVIDIA driver supports (see :func:`torchfit.detect.detect`)."""
+    """What this machine's NVIDIA driver supports (see :func:`torchfit.detection.detect`)."""
     return _detect((settings or Settings()).overrides)
 
 

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from . import __version__
 from ._core import InstallResult, Plan, Settings, install_plan, make_plan
 from ._driver import parse_driver_version
-from .detect import Detection, Overrides, detect
+from .detection import Detection, Overrides, detect
 from .errors import TorchfitError, UsageError
 from .index import DEFAULT_INDEX, default_cache_dir
 from .variants import Variant, format_cuda, parse_cuda
@@ -27,7 +27,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="torchfit", description="Install the PyTorch build that fits this machine.")
+    parser = _Parser(
+        prog="torchfit", description="Install the PyTorch build that fits this machine."
+    )
     parser.add_argument("--version", action="version", version=f"torchfit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -36,26 +38,53 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="log details; show tracebacks")
     machine = common.add_argument_group("machine (flags win over TORCHFIT_* variables)")
     machine.add_argument("--cuda", metavar="X.Y", help="the driver's maximum CUDA [TORCHFIT_CUDA]")
-    machine.add_argument("--driver", metavar="VERSION", help="NVIDIA driver version [TORCHFIT_DRIVER]")
+    machine.add_argument(
+        "--driver", metavar="VERSION", help="NVIDIA driver version [TORCHFIT_DRIVER]"
+    )
 
     choose = _Parser(add_help=False)
     group = choose.add_argument_group("choice")
-    group.add_argument("--variant", metavar="TAG", help="cpu, cuXY, rocmX.Y, xpu [TORCHFIT_VARIANT]")
-    group.add_argument("--compat", choices=("strict", "minor"), default=None,
-                       help="strict: CUDA <= driver (default); minor: NVIDIA minor-version compatibility")
-    group.add_argument("--force", action="store_true", help="accept a --variant newer than the driver")
-    group.add_argument("--pytorch-index", metavar="URL",
-                       help=f"index base or flat .html page [TORCHFIT_PYTORCH_INDEX] (default {DEFAULT_INDEX})")
-    group.add_argument("--offline", action="store_true", help="use the cache and bundled snapshots only")
-    group.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
-                       help="allow plain http:// for HOST")
+    group.add_argument(
+        "--variant", metavar="TAG", help="cpu, cuXY, rocmX.Y, xpu [TORCHFIT_VARIANT]"
+    )
+    group.add_argument(
+        "--compat",
+        choices=("strict", "minor"),
+        default=None,
+        help="strict: CUDA <= driver (default); minor: NVIDIA minor-version compatibility",
+    )
+    group.add_argument(
+        "--force", action="store_true", help="accept a --variant newer than the driver"
+    )
+    group.add_argument(
+        "--pytorch-index",
+        metavar="URL",
+        help=f"index base or flat .html page [TORCHFIT_PYTORCH_INDEX] (default {DEFAULT_INDEX})",
+    )
+    group.add_argument(
+        "--offline", action="store_true", help="use the cache and bundled snapshots only"
+    )
+    group.add_argument(
+        "--trusted-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="allow plain http:// for HOST",
+    )
     group.add_argument("--python", metavar="PATH", help="target interpreter (default: this one)")
     group.add_argument("--python-version", metavar="X.Y", help="target Python, with --platform")
-    group.add_argument("--platform", action="append", default=[], metavar="TAG",
-                       help="target platform tag (repeatable), e.g. manylinux_2_28_x86_64")
+    group.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="target platform tag (repeatable), e.g. manylinux_2_28_x86_64",
+    )
 
     commands.add_parser("detect", parents=[common], help="show the driver, CUDA and GPUs found")
-    plan = commands.add_parser("plan", parents=[common, choose], help="show what would be installed")
+    plan = commands.add_parser(
+        "plan", parents=[common, choose], help="show what would be installed"
+    )
     plan.add_argument("requirements", nargs="+", metavar="REQ")
     install = commands.add_parser("install", parents=[common, choose], help="install and verify")
     install.add_argument("requirements", nargs="+", metavar="REQ")
@@ -96,7 +125,9 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
 
 def _detection_text(detection: Detection) -> list[str]:
     if detection.max_cuda is not None:
-        head = f"NVIDIA driver {detection.driver_version or '(unknown)'}: CUDA up to {format_cuda(detection.max_cuda)} (from {detection.source})"
+        driver = detection.driver_version or "(unknown)"
+        limit = format_cuda(detection.max_cuda)
+        head = f"NVIDIA driver {driver}: CUDA up to {limit} (from {detection.source})"
     elif detection.suspected_gpu:
         head = "an NVIDIA driver seems present, but its version could not be read"
     else:
@@ -110,7 +141,8 @@ def _detection_text(detection: Detection) -> list[str]:
 
 
 def _plan_text(plan: Plan) -> list[str]:
-    target = f"Python {plan.target.python_version[0]}.{plan.target.python_version[1]} on {plan.target.platforms[0]}"
+    major, minor = plan.target.python_version
+    target = f"Python {major}.{minor} on {plan.target.platforms[0]}"
     lines = [f"variant {plan.variant.tag} for {target}"]
     lines += [f"  {p.name} {p.version}  {p.filename}" for p in plan.packages]
     lines += [f"  {r}  (from your pip settings)" for r in plan.passthrough]
@@ -150,7 +182,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     wants_json, verbose = "--json" in argv, "-v" in argv or "--verbose" in argv
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
     try:
         args = _parser().parse_args(argv)
         return _run(args, env, extra)
@@ -186,7 +220,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], extra: list[str]) -> 
     if outcome.verification is not None and not outcome.verification.ok:
         failed = [c for c in outcome.verification.checks if c.status == "fail"]
         print(f"error: verification failed: {failed[0].detail}", file=sys.stderr)
-        print("hint: the changes above were made; reinstall the previous versions to go back", file=sys.stderr)
+        print(
+            "hint: the changes above were made; reinstall the previous versions to go back",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 from . import target as targets
 from ._releases import release_of
-from .detect import Detection, Overrides, detect
+from .detection import Detection, Overrides, detect
 from .errors import NoCompatibleWheel, UsageError
 from .index import DEFAULT_INDEX, IndexClient, bundled_snapshots, check_url, default_cache_dir
 from .install import (
@@ -79,7 +79,7 @@ class Plan:
 class Settings:
     """Everything a run needs to know, read once (by the CLI or a library caller)."""
 
-    overrides: Overrides = Overrides()
+    overrides: Overrides = field(default_factory=Overrides)
     variant: Variant | None = None
     compat: Compat = "strict"
     force: bool = False
@@ -146,7 +146,7 @@ def make_plan(
         force=settings.force,
         target_os=target.os,
     )
-    client = source or IndexClient(
+    client: PageSource = source or IndexClient(
         settings.index,
         offline=settings.offline,
         cache_dir=settings.cache_dir,
@@ -158,7 +158,7 @@ def make_plan(
     except NoCompatibleWheel as exc:
         raise _explain_no_wheel(exc, family, detection, choice.explicit) from None
     finally:
-        if source is None:
+        if isinstance(client, IndexClient) and source is None:
             client.close()
     packages = []
     for candidate in resolution.candidates:

@@ -19,7 +19,7 @@ import time
 import zipfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,7 +135,11 @@ class IndexClient:
             and (
                 link.folder == variant.tag
                 # Root-level macOS wheels on the flat page are CPU builds.
-                or (variant.kind == "cpu" and link.folder in (None, "whl") and "macosx" in link.filename)
+                or (
+                    variant.kind == "cpu"
+                    and link.folder in (None, "whl")
+                    and "macosx" in link.filename
+                )
             )
         ]
 
@@ -191,7 +195,10 @@ class IndexClient:
                 hint="run once online to fill the cache, or drop --offline",
             )
         if self.flat:
-            path, page_url = self.snapshots / "torch_stable.html", f"{DEFAULT_INDEX}/torch_stable.html"
+            path, page_url = (
+                self.snapshots / "torch_stable.html",
+                f"{DEFAULT_INDEX}/torch_stable.html",
+            )
         else:
             path = self.snapshots / variant.tag / project / "index.html"
             page_url = f"{DEFAULT_INDEX}/{variant.tag}/{project}/"
@@ -244,7 +251,9 @@ class IndexClient:
         check_url(link.url, self.trusted_hosts)
         response = self._get(link.url, {})
         if response.status_code != 200:
-            raise IndexFetchError(f"could not download {link.filename}: HTTP {response.status_code}")
+            raise IndexFetchError(
+                f"could not download {link.filename}: HTTP {response.status_code}"
+            )
         body = response.content
         if link.sha256 and _sha256(body) != link.sha256:
             raise IndexFetchError(f"{link.filename} does not match the sha256 the index gives")
@@ -301,7 +310,9 @@ class IndexClient:
             return None  # a torn write: ignore it, the network will refill it
         return entry if entry.get("url") == url else None
 
-    def _write_cache(self, url: str, response: httpx.Response, content_type: str, fetched: str) -> None:
+    def _write_cache(
+        self, url: str, response: httpx.Response, content_type: str, fetched: str
+    ) -> None:
         path = self._cache_path("pages", url)
         if path is None:
             return

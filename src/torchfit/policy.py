@@ -1,6 +1,6 @@
 """The variant policy: which wheel variants this machine can run, best first.
 
-Pure functions over a :class:`~torchfit.detect.Detection`; the README's policy
+Pure functions over a :class:`~torchfit.detection.Detection`; the README's policy
 table is the prose form of this module.
 """
 
@@ -12,7 +12,7 @@ from typing import Literal
 
 from ._driver import min_driver_for_cuda, minor_compat_floor, parse_driver_version
 from ._releases import RELEASES
-from .detect import Detection
+from .detection import Detection
 from .errors import NoCompatibleWheel
 from .variants import Variant, format_cuda
 
@@ -99,9 +99,7 @@ def choose_variants(
     return Choice(runnable, (reason,))
 
 
-def _check_explicit(
-    variant: Variant, detection: Detection, compat: Compat, force: bool
-) -> Choice:
+def _check_explicit(variant: Variant, detection: Detection, compat: Compat, force: bool) -> Choice:
     reason = f"variant {variant.tag} given explicitly"
     if variant.kind != "cuda" or detection.max_cuda is None:
         if variant.kind == "cuda":
@@ -123,8 +121,6 @@ def _check_explicit(
 
 def driver_needed(variants: Iterable[Variant], os: str) -> str | None:
     """The lowest driver that runs any of these CUDA variants, for error messages."""
-    floors = [
-        min_driver_for_cuda(v.cuda, os) for v in variants if v.cuda is not None
-    ]
+    floors = [min_driver_for_cuda(v.cuda, os) for v in variants if v.cuda is not None]
     known = [f for f in floors if f and parse_driver_version(f)]
     return min(known, key=lambda f: parse_driver_version(f) or ()) if known else None

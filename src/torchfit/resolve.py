@@ -131,7 +131,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         backtrack_causes: Sequence[RequirementInformation[Req, Cand]],
     ) -> tuple[bool, bool, bool]:
         pinned = any(
-            isinstance(info.requirement, FamilyRequirement) and _is_exact(info.requirement.specifier)
+            isinstance(info.requirement, FamilyRequirement)
+            and _is_exact(info.requirement.specifier)
             for info in information[identifier]
         )
         # Exact pins first, then torch (its version decides), then the variant, then companions.
@@ -162,7 +163,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
         if isinstance(requirement, VariantRequirement):
-            return isinstance(candidate, VariantCandidate) and candidate.variant == requirement.variant
+            return (
+                isinstance(candidate, VariantCandidate) and candidate.variant == requirement.variant
+            )
         assert isinstance(candidate, Candidate)
         version = _match_version(candidate.version, candidate.variant)
         return requirement.specifier.contains(version, prereleases=True)
@@ -171,7 +174,10 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if isinstance(candidate, VariantCandidate):
             return []
         origin = f"{candidate.name} {candidate.version}"
-        return [VariantRequirement(candidate.variant, origin), *self._family_dependencies(candidate)]
+        return [
+            VariantRequirement(candidate.variant, origin),
+            *self._family_dependencies(candidate),
+        ]
 
     # -- candidates ----------------------------------------------------------
 
@@ -185,11 +191,17 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             known = [v for v in variants if Version(exact) in _known_versions(project, v)]
             for variant in known + [v for v in variants if v not in known]:
                 yield from sorted(
-                    self._from_page(project, variant, specifier), key=lambda c: c.sort_key, reverse=True
+                    self._from_page(project, variant, specifier),
+                    key=lambda c: c.sort_key,
+                    reverse=True,
                 )
             return
         found = sorted(
-            (c for v in self._pages_worth_asking(project, specifier, variants) for c in self._from_page(project, v, specifier)),
+            (
+                c
+                for v in self._pages_worth_asking(project, specifier, variants)
+                for c in self._from_page(project, v, specifier)
+            ),
             key=lambda c: c.sort_key,
             reverse=True,
         )
@@ -212,17 +224,24 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         first = [v for v in variants if v.tag in current or not _known_versions(project, v)]
         self.source.prefetch(project, first)
         best = max(
-            (Version(c.version.public) for v in first for c in self._from_page(project, v, specifier)),
+            (
+                Version(c.version.public)
+                for v in first
+                for c in self._from_page(project, v, specifier)
+            ),
             default=None,
         )
         rest = [
-            v for v in variants
+            v
+            for v in variants
             if v not in first and matching[v] and (best is None or max(matching[v]) >= best)
         ]
         self.source.prefetch(project, rest)
         return [v for v in variants if v in first or v in rest]
 
-    def _from_page(self, project: str, variant: Variant, specifier: SpecifierSet) -> list[Candidate]:
+    def _from_page(
+        self, project: str, variant: Variant, specifier: SpecifierSet
+    ) -> list[Candidate]:
         best: dict[Version, tuple[int, Candidate]] = {}
         for link in self.source.links(project, variant):
             candidate = self._candidate(project, variant, link, specifier)
@@ -276,7 +295,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             "python_version": "{}.{}".format(*self.target.python_version),
             "python_full_version": self.target.python_full_version,
             "sys_platform": {"windows": "win32", "macos": "darwin"}.get(self.target.os, "linux"),
-            "platform_system": {"windows": "Windows", "macos": "Darwin"}.get(self.target.os, "Linux"),
+            "platform_system": {"windows": "Windows", "macos": "Darwin"}.get(
+                self.target.os, "Linux"
+            ),
             "extra": "",
         }
         for line in message.get_all("Requires-Dist") or []:
@@ -348,7 +369,7 @@ def _explain(exc: ResolutionImpossible, variants: Sequence[Variant], target: Tar
         wanted = ", ".join(str(r) for r in user) or "the requirements"
         return NoCompatibleWheel(
             f"no wheel of {wanted} for {where}",
-            hint="relax the version, or check which Pythons and platforms that release was built for",
+            hint="relax the version, or check the Pythons and platforms that release was built for",
         )
     lines = "; ".join(
         f"{c.requirement} (from {c.parent.name} {c.parent.version})"

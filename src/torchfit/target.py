@@ -85,7 +85,7 @@ def expand_platform(platform: str) -> list[str]:
     """
     for legacy, (major, minor) in _LEGACY_MANYLINUX.items():
         if platform.startswith(legacy + "_"):
-            platform = f"manylinux_{major}_{minor}_{platform[len(legacy) + 1:]}"
+            platform = f"manylinux_{major}_{minor}_{platform[len(legacy) + 1 :]}"
     if match := _MANYLINUX.fullmatch(platform):
         major, minor, arch = int(match[1]), int(match[2]), match[3]
         result = []
@@ -101,7 +101,9 @@ def expand_platform(platform: str) -> list[str]:
     return [platform]
 
 
-def _python_tags(version: tuple[int, int], platforms: Sequence[str], abi: str | None) -> tuple[Tag, ...]:
+def _python_tags(
+    version: tuple[int, int], platforms: Sequence[str], abi: str | None
+) -> tuple[Tag, ...]:
     abis = [abi] if abi else None
     return (
         *tags.cpython_tags(version, abis=abis, platforms=platforms),
@@ -128,7 +130,9 @@ def from_spec(python_version: str, platforms: Sequence[str]) -> Target:
     expanded: list[str] = []
     for platform in platforms:
         expanded += [p for p in expand_platform(platform) if p not in expanded]
-    return Target(version, f"3.{version[1]}.0", tuple(expanded), _python_tags(version, expanded, None))
+    return Target(
+        version, f"3.{version[1]}.0", tuple(expanded), _python_tags(version, expanded, None)
+    )
 
 
 def from_facts(facts: dict[str, Any], interpreter: str | None) -> Target:
@@ -138,7 +142,7 @@ def from_facts(facts: dict[str, Any], interpreter: str | None) -> Target:
     platform = facts["platform"].replace("-", "_").replace(".", "_")
     if platform.startswith("linux_") and facts["libc"][0] == "glibc":
         glibc = facts["libc"][1].split(".")
-        platform = f"manylinux_{glibc[0]}_{glibc[1]}_{platform[len('linux_'):]}"
+        platform = f"manylinux_{glibc[0]}_{glibc[1]}_{platform[len('linux_') :]}"
     elif platform.startswith("macosx_") and facts["mac"]:
         mac = facts["mac"].split(".")
         mac_major = int(mac[0])

@@ -94,5 +94,7 @@ def parse_cuda(text: str) -> tuple[int, int]:
     """
     match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(?:\.\d+)?\s*", text)
     if not match:
-        raise UsageError(f"invalid CUDA version {text!r}", hint="write it as MAJOR.MINOR, e.g. 12.8")
+        raise UsageError(
+            f"invalid CUDA version {text!r}", hint="write it as MAJOR.MINOR, e.g. 12.8"
+        )
     return (int(match.group(1)), int(match.group(2) or 0))

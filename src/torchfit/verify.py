@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .detect import Detection
+from .detection import Detection
 from .errors import VerificationFailed
 from .install import Runner, run_subprocess
 from .variants import Variant, format_cuda
@@ -28,10 +28,14 @@ for folder in (spec.submodule_search_locations or []) if spec else []:
     if os.path.isfile(path):
         tree = ast.parse(open(path, encoding="utf-8").read())
         for node in tree.body:
-            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
-            if isinstance(target, ast.Name) and target.id in ("cuda", "hip") and node.value is not None:
+            if isinstance(node, ast.Assign):
+                target = node.targets[0]
+            else:
+                target = getattr(node, "target", None)
+            name = getattr(target, "id", None)
+            if name in ("cuda", "hip") and getattr(node, "value", None) is not None:
                 try:
-                    facts[target.id] = ast.literal_eval(node.value)
+                    facts[name] = ast.literal_eval(node.value)
                 except ValueError:
                     pass
         break
@@ -134,7 +138,10 @@ def verify(
     if expected_variant is not None:
         want = format_cuda(expected_variant.cuda) if expected_variant.cuda else None
         if expected_variant.kind == "rocm":
-            ok, detail = facts["hip"] is not None, f"expected a ROCm build, torch.version.hip = {facts['hip']}"
+            ok, detail = (
+                facts["hip"] is not None,
+                f"expected a ROCm build, torch.version.hip = {facts['hip']}",
+            )
         else:
             ok, detail = cuda == want, f"expected torch.version.cuda = {want}, found {cuda}"
         checks.append(Check("variant", "pass" if ok else "fail", detail))
@@ -155,7 +162,9 @@ def verify(
 def _driver_check(cuda: str | None, detection: Detection) -> Check:
     if cuda is None:
         if detection.has_nvidia:
-            return Check("driver", "fail", "a CPU build is installed on a machine with an NVIDIA GPU")
+            return Check(
+                "driver", "fail", "a CPU build is installed on a machine with an NVIDIA GPU"
+            )
         return Check("driver", "pass", "CPU build on a machine without an NVIDIA GPU")
     if detection.max_cuda is None:
         return Check("driver", "skipped", f"CUDA {cuda} build; no NVIDIA driver found to compare")

@@ -233,9 +233,7 @@ class IndexServer:
 
 
 @contextmanager
-def serve_directory(
-    root: Path, routes: Mapping[str, Route] | None = None
-) -> Iterator[IndexServer]:
+def serve_directory(root: Path, routes: Mapping[str, Route] | None = None) -> Iterator[IndexServer]:
     """Serve ``root`` on ``http://127.0.0.1:<free port>`` until the block exits."""
     server = IndexServer(root, routes)
     try:

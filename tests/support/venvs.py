@@ -43,7 +43,10 @@ def make_venv(path: Path, python: str = sys.executable) -> Path:
     """
     subprocess.run(
         [python, "-m", "venv", str(path)],
-        check=True, capture_output=True, text=True, env=isolated_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        env=isolated_env(),
     )
     return venv_python(path)
 
@@ -53,7 +56,10 @@ def _probe(command: list[str], version: str) -> str | None:
     script = "import json, sys; print(json.dumps([list(sys.version_info[:2]), sys.executable]))"
     try:
         done = subprocess.run(
-            [*command, "-c", script], capture_output=True, text=True, timeout=30,
+            [*command, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
             env=isolated_env(),
         )
         found, executable = json.loads(done.stdout.strip().splitlines()[-1])
@@ -95,7 +101,10 @@ def pip_freeze(python: Path | str) -> dict[str, str]:
     """
     done = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"],
-        check=True, capture_output=True, text=True, env=isolated_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        env=isolated_env(),
     )
     return {
         re.sub(r"[-_.]+", "-", item["name"]).lower(): item["version"]

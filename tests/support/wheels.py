@@ -113,7 +113,12 @@ def standin_torch(
     version_py = f"__version__ = {version!r}\ncuda = {cuda!r}\n"
     files = {"torch/__init__.py": init, "torch/version.py": version_py}
     return build_wheel(
-        dest, "torch", version, tag=tag, requires=requires, files=files,
+        dest,
+        "torch",
+        version,
+        tag=tag,
+        requires=requires,
+        files=files,
         requires_python=requires_python,
     )
 
@@ -143,8 +148,11 @@ def write_index(directory: Path, project: str | None = None) -> Path:
         url = quote(wheel.name)
         digest = sha256_of(wheel)
         attrs = ""
-        entry: dict[str, object] = {"filename": wheel.name, "url": url,
-                                    "hashes": {"sha256": digest}}
+        entry: dict[str, object] = {
+            "filename": wheel.name,
+            "url": url,
+            "hashes": {"sha256": digest},
+        }
         for line in wheel_metadata(wheel).decode().splitlines():
             if line.startswith("Requires-Python: "):
                 spec = line.split(": ", 1)[1]
@@ -159,8 +167,12 @@ def write_index(directory: Path, project: str | None = None) -> Path:
         links.append(f'<a href="{url}#sha256={digest}"{attrs}>{html.escape(wheel.name)}</a><br>')
         files.append(entry)
     name = project or directory.name
-    page = ["<!DOCTYPE html>", f"<html><body><h1>Links for {html.escape(name)}</h1>", *links,
-            "</body></html>"]
+    page = [
+        "<!DOCTYPE html>",
+        f"<html><body><h1>Links for {html.escape(name)}</h1>",
+        *links,
+        "</body></html>",
+    ]
     (directory / "index.html").write_text("\n".join(page) + "\n", encoding="utf-8")
     doc = {"meta": {"api-version": "1.0"}, "name": name, "files": files}
     (directory / "index.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
