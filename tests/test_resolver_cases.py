@@ -55,7 +55,7 @@ def test_case(path: Path) -> None:
         settings.overrides,
         nvml=None,
         run=_no_nvidia_smi,
-        proc_version=path / "absent",
+        proc_version=path.parent / "absent",
         os=case.get("os", "linux"),
     )
     if "error" in case:
@@ -75,4 +75,4 @@ def test_case(path: Path) -> None:
 
 
 def test_there_are_enough_cases() -> None:
-    assert len(CASES) >= 12
+    assert len(CASES) >= 40

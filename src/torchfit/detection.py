@@ -384,7 +384,7 @@ def _probe_proc(path: Path, os: str) -> _Found:
         return _Found(Probe(PROC_VERSION, None, "skipped: not Linux"))
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return _Found(Probe(PROC_VERSION, None, "not present"))
     except OSError as exc:
         # It exists, so a driver is (or was) loaded.

@@ -18,7 +18,7 @@ from typing import Protocol, Union
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import RequirementInformation
 
@@ -86,10 +86,14 @@ def _match_version(version: Version, variant: Variant) -> Version:
     return version if version.local else Version(f"{version}+{variant.tag}")
 
 
-def _is_exact(specifier: SpecifierSet) -> str | None:
+def _is_exact(specifier: SpecifierSet) -> Version | None:
+    """The version an ``==X`` specifier pins (local label dropped), if any."""
     for spec in specifier:
-        if spec.operator in ("==", "===") and "*" not in spec.version:
-            return spec.version.split("+")[0]
+        if spec.operator == "==" and "*" not in spec.version:
+            try:
+                return Version(Version(spec.version).public)
+            except InvalidVersion:
+                return None
     return None
 
 
@@ -107,13 +111,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         source: PageSource,
         target: Target,
         variants: Sequence[Variant],
-        notes: list[str],
     ) -> None:
         self.source = source
         self.target = target
         self.variants = tuple(variants)
-        self.notes = notes
-        self.rejections: dict[str, list[str]] = {}
+        # Why a candidate's dependencies are what they are, kept for the chosen ones' reasons.
+        self.notes: dict[Candidate, str] = {}
 
     # -- resolvelib protocol -------------------------------------------------
 
@@ -188,7 +191,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if exact is not None:
             # One version: the order is the variant order, so pages can be asked one at a time,
             # those the release table says carry the version first.
-            known = [v for v in variants if Version(exact) in _known_versions(project, v)]
+            known = [v for v in variants if exact in _known_versions(project, v)]
             for variant in known + [v for v in variants if v not in known]:
                 yield from sorted(
                     self._from_page(project, variant, specifier),
@@ -242,15 +245,18 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     def _from_page(
         self, project: str, variant: Variant, specifier: SpecifierSet
     ) -> list[Candidate]:
-        best: dict[Version, tuple[int, Candidate]] = {}
+        best: dict[Version, tuple[tuple[int, int], Candidate]] = {}
         for link in self.source.links(project, variant):
             candidate = self._candidate(project, variant, link, specifier)
             if candidate is None:
                 continue
-            rank = self.target.tag_rank(parse_wheel_filename(link.filename)[3])
+            _, _, build, wheel_tags = parse_wheel_filename(link.filename)
+            rank = self.target.tag_rank(wheel_tags)
             assert rank is not None
-            if candidate.version not in best or rank < best[candidate.version][0]:
-                best[candidate.version] = (rank, candidate)
+            # The best tag for this target wins; among equal tags the highest build number.
+            key = (rank, -(build[0] if build else -1))
+            if candidate.version not in best or key < best[candidate.version][0]:
+                best[candidate.version] = (key, candidate)
         return [candidate for _, candidate in best.values()]
 
     def _candidate(
@@ -283,9 +289,11 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if metadata is None:
             pin = companion_pin(candidate.name, str(candidate.version))
             if pin is None:
-                self.notes.append(f"{origin}: no metadata offline and no release-table row")
+                self.notes[candidate] = f"{origin}: no metadata offline and no release-table row"
                 return []
-            self.notes.append(f"{origin} needs torch {pin} (release table; no metadata offline)")
+            self.notes[candidate] = (
+                f"{origin} needs torch {pin} (release table; no metadata offline)"
+            )
             return [FamilyRequirement("torch", SpecifierSet(f"=={pin}"), origin)]
         return list(self._requires_family(metadata, origin))
 
@@ -337,8 +345,7 @@ def resolve(
     Raises NoCompatibleWheel when some requirement has no wheel for the target in any of
     ``variants``, and ResolutionConflict when the requirements contradict each other.
     """
-    notes: list[str] = []
-    provider = Provider(source, target, variants, notes)
+    provider = Provider(source, target, variants)
     resolver: Resolver[Req, Cand, str] = Resolver(provider, _Reporter())
     try:
         result = resolver.resolve(requirements, max_rounds=500)
@@ -351,7 +358,8 @@ def resolve(
             key=lambda c: FAMILY.index(c.name),
         )
     )
-    return Resolution(variant, chosen, tuple(notes))
+    notes = tuple(provider.notes[c] for c in chosen if c in provider.notes)
+    return Resolution(variant, chosen, notes)
 
 
 def _explain(exc: ResolutionImpossible, variants: Sequence[Variant], target: Target) -> Exception:  # type: ignore[type-arg]

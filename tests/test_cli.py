@@ -1,0 +1,163 @@
+"""The command line: exit codes, one-line errors, JSON shapes, flags over environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from torchfit._cli import main
+
+OFFLINE = ["--offline", "--python-version", "3.8", "--platform", "linux_x86_64"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    code = main(list(argv), env=env or {"TORCHFIT_CACHE_DIR": os.devnull})
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.2", *OFFLINE)
+    assert code == 0
+    assert out.splitlines()[0] == "variant cu102 for Python 3.8 on linux_x86_64"
+    assert "torch-1.7.1-cp38-cp38-linux_x86_64.whl" in out
+
+
+def test_plan_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "plan", "torch==1.7.1", "torchvision", "--cuda", "10.1", *OFFLINE, "--json"
+    )
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["variant"] == "cu101"
+    assert [p["name"] for p in plan["packages"]] == ["torch", "torchvision"]
+    assert set(plan["packages"][0]) == {"name", "version", "filename", "url", "sha256"}
+    assert plan["packages"][0]["url"].startswith("https://download.pytorch.org/whl/cu101/")
+    assert plan["detection"]["source"] == "override"
+    assert plan["reasons"] and plan["pages"][0]["origin"] == "snapshot"
+
+
+def test_environment_variables_and_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"TORCHFIT_CUDA": "10.1", "TORCHFIT_CACHE_DIR": os.devnull}
+    _, out, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE, "--json", env=env)
+    assert json.loads(out)["variant"] == "cu101"
+    _, out, _ = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.2", *OFFLINE, "--json", env=env)
+    assert json.loads(out)["variant"] == "cu102"  # the flag wins
+    env["TORCHFIT_VARIANT"] = "cpu"
+    _, out, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE, "--json", env=env)
+    assert json.loads(out)["variant"] == "cpu"
+
+
+def test_driver_flag_uses_nvidias_table(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "plan", "torch==1.7.1", "--driver", "418.39", *OFFLINE, "--json")
+    plan = json.loads(out)
+    assert plan["variant"] == "cu101"
+    assert plan["detection"]["max_cuda"] == "10.1"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "torch", "--cuda", "twelve"], "invalid CUDA version 'twelve'"),
+        (["plan", "torch", "--driver", "latest"], "invalid driver version 'latest'"),
+        (["plan", "torch", "--variant", "cuda12"], "unknown variant 'cuda12'"),
+        (["plan", "torch", "--compat", "loose"], "invalid choice: 'loose'"),
+        (["plan", "torch>=>1"], "invalid requirement 'torch>=>1'"),
+        (["plan", "numpy"], "no torch-family requirement given"),
+        (
+            ["plan", "torch", "--python-version", "3.8"],
+            "--python-version needs at least one --platform",
+        ),
+        (
+            ["plan", "torch", "--pytorch-index", "http://mirror.example.org/whl"],
+            "refusing plain http://",
+        ),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.splitlines()
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert all(line.startswith(("error: ", "hint: ")) for line in lines)
+    assert out == ""
+
+
+def test_errors_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "9.0", *OFFLINE, "--json")
+    assert code == 1 and err == ""
+    error = json.loads(out)["error"]
+    assert error["type"] == "NoCompatibleWheel"
+    assert "396.26" in error["hint"]
+
+
+def test_dry_run_prints_the_pip_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "install",
+        "torch==2.5.1",
+        "numpy<2",
+        "--cuda",
+        "12.4",
+        "--offline",
+        "--python",
+        sys.executable,
+        "--dry-run",
+        "--",
+        "--no-cache-dir",
+    )
+    assert code == 0
+    command = out.splitlines()[-1]
+    assert command.startswith(f"would run: {sys.executable} -m pip install torch @ https://")
+    assert command.endswith("numpy<2 --no-cache-dir")
+
+
+def fake_nvidia_smi(folder: Path, output: str) -> None:
+    script = folder / "nvidia-smi"
+    script.write_text(f"#!/bin/sh\ncat <<'EOF'\n{output}EOF\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a POSIX shell script")
+def test_detect_and_plan_through_a_fake_nvidia_smi(tmp_path: Path) -> None:
+    fake_nvidia_smi(tmp_path, "440.33.01, Tesla T4, 7.5\n")
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    env["TORCHFIT_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "torchfit", "detect", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    detection = json.loads(done.stdout)
+    assert (detection["driver_version"], detection["max_cuda"]) == ("440.33.01", "10.2")
+    assert detection["gpus"] == [{"name": "Tesla T4", "compute_capability": "7.5"}]
+    done = subprocess.run(
+        [sys.executable, "-m", "torchfit", "plan", "torch==1.7.1", *OFFLINE],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("variant cu102")
+
+
+def test_no_traceback_for_bad_input_as_a_subprocess() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "torchfit", "plan", "torch", "--cuda", "x.y"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[0] == "error: invalid CUDA version 'x.y'"
