@@ -226,6 +226,8 @@ def test_hash_mismatch_installs_nothing(index: IndexServer, venv: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: the installer failed")
+    assert "HASHES" in done.stderr  # pip's own words, passed on
+    assert "changed: nothing" in done.stderr
     assert "Traceback" not in done.stderr
     listed = subprocess.run(
         [str(venv), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
@@ -260,3 +262,54 @@ def test_a_decoy_index_cannot_win(index: IndexServer, venv: Path, tmp_path: Path
         assert done.returncode == 0, done.stderr
         assert not any(path.startswith("/simple/torch") for path in other.requests)
     assert installed_cuda(venv) == "10.1"
+
+
+def test_install_with_uv(index: IndexServer, venv: Path) -> None:
+    if shutil.which("uv") is None:
+        pytest.skip("uv is not installed")
+    done = torchfit(
+        "install",
+        "torch==1.7.1",
+        "torchvision",
+        "--cuda",
+        "10.1",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
+        "--installer",
+        "uv",
+    )
+    assert done.returncode == 0, done.stderr
+    assert installed_cuda(venv) == "10.1"
+
+
+def test_library_install_and_verify_command(index: IndexServer, venv: Path) -> None:
+    script = (
+        "import sys, torchfit\n"
+        "result = torchfit.install('torch==1.7.1', python=sys.argv[1], index=sys.argv[2],"
+        " overrides=torchfit.Overrides(cuda=(10, 2)))\n"
+        "print(result.plan.variant.tag, result.verification.ok)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(venv), f"{index.url}/whl"],
+        capture_output=True,
+        text=True,
+        env=isolated_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cu102", "True"]
+    # Now check it with `torchfit verify`, as a user would later.
+    done = torchfit("verify", "--python", str(venv), "--cuda", "10.2", "--json")
+    assert done.returncode == 0, done.stderr
+    checks = {c["name"]: c["status"] for c in json.loads(done.stdout)["checks"]}
+    assert checks == {
+        "installed": "pass",
+        "import": "pass",
+        "driver": "pass",
+        "cuda_available": "skipped",
+    }
+    # The same build on a machine whose driver is too old for it is a failure, said plainly.
+    done = torchfit("verify", "--python", str(venv), "--cuda", "10.1")
+    assert done.returncode == 1
+    assert "built for CUDA 10.2, but the driver supports only CUDA 10.1" in done.stdout

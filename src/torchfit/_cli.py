@@ -182,22 +182,39 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     wants_json, verbose = "--json" in argv, "-v" in argv or "--verbose" in argv
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s"
-    )
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(name)s: %(message)s")
     try:
         args = _parser().parse_args(argv)
         return _run(args, env, extra)
     except TorchfitError as error:
         if verbose:
             logging.getLogger("torchfit").exception("traceback")
-        if wants_json:
-            print(json.dumps({"error": error.to_json()}, indent=2))
-        else:
-            print(f"error: {error.message}", file=sys.stderr)
-            if error.hint:
-                print(f"hint: {error.hint}", file=sys.stderr)
+        _report(error, wants_json)
         return 2 if isinstance(error, UsageError) else 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: one line, unless -v asks for the traceback
+        if verbose:
+            raise
+        bug = TorchfitError(
+            f"internal error: {type(error).__name__}: {error}",
+            hint="this is a torchfit bug; run again with -v to see the traceback",
+        )
+        _report(bug, wants_json)
+        return 1
+
+
+def _report(error: TorchfitError, wants_json: bool) -> None:
+    if wants_json:
+        print(json.dumps({"error": error.to_json()}, indent=2))
+        return
+    print(f"error: {error.message}", file=sys.stderr)
+    for line in error.details:
+        print(f"  {line}", file=sys.stderr)
+    if error.hint:
+        print(f"hint: {error.hint}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str], extra: list[str]) -> int:

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from . import target as targets
 from ._releases import release_of
 from .detection import Detection, Overrides, detect
-from .errors import NoCompatibleWheel, UsageError
+from .errors import InstallFailed, NoCompatibleWheel, UsageError
 from .index import DEFAULT_INDEX, IndexClient, bundled_snapshots, check_url, default_cache_dir
 from .install import (
     Installer,
@@ -262,8 +262,11 @@ def install_plan(
     before = installed_versions(python, run)
     try:
         run_install(command, run)
-    finally:
-        changes = tuple(describe_changes(before, installed_versions(python, run)))
+    except InstallFailed as failure:
+        changes = describe_changes(before, installed_versions(python, run))
+        failure.details += ("changed: " + ("; ".join(changes) or "nothing"),)
+        raise
+    changes = describe_changes(before, installed_versions(python, run))
     torch = next((p for p in plan.packages if p.name == "torch"), None)
     verification = verify(
         python,
@@ -272,4 +275,4 @@ def install_plan(
         expected_variant=plan.variant if torch else None,
         run=run,
     )
-    return InstallResult(plan, tuple(command), changes, verification)
+    return InstallResult(plan, tuple(command), tuple(changes), verification)

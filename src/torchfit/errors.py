@@ -12,13 +12,21 @@ from typing import Any
 class TorchfitError(Exception):
     """Base class: anything torchfit reports to a user."""
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, details: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details  # supporting lines: a subprocess's last output, what changed
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "message": self.message, "hint": self.hint}
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "details": list(self.details),
+        }
 
 
 class UsageError(TorchfitError, ValueError):

@@ -106,9 +106,8 @@ def run_install(command: Sequence[str], run: Runner = run_subprocess) -> Complet
     done = run(command)
     if done.returncode != 0:
         raise InstallFailed(
-            f"the installer failed (exit {done.returncode}): {shlex.join(command)}"
-            f"\n{_tail(done, 12)}",
-            hint="pip changes nothing when it fails before 'Installing collected packages'",
+            f"the installer failed (exit {done.returncode}): {shlex.join(command)}",
+            details=tuple(_tail(done, 12).splitlines()),
         )
     return done
 
