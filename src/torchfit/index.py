@@ -21,15 +21,16 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from . import __version__
 from ._simple import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
 from .errors import IndexFetchError, UsageError
 from .variants import Variant
+
+if TYPE_CHECKING:  # httpx is imported on first use: offline runs never pay for it
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,8 @@ class IndexClient:
     # -- HTTP and cache ----------------------------------------------------
 
     def _http(self) -> httpx.Client:
+        import httpx
+
         with self._lock:
             if self._client is None:
                 # trust_env (the default) honours HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE.
@@ -279,6 +282,8 @@ class IndexClient:
             return self._client
 
     def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        import httpx
+
         client = self._http()
         for attempt in range(self.retries + 1):
             try:

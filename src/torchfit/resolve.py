@@ -22,9 +22,9 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import RequirementInformation
 
-from ._releases import RELEASES, companion_pin
+from ._releases import RELEASES, companion_pin, release_of
 from ._simple import Link
-from .errors import NoCompatibleWheel, ResolutionConflict
+from .errors import IndexFetchError, NoCompatibleWheel, ResolutionConflict
 from .target import Target
 from .variants import Variant
 
@@ -160,8 +160,15 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             assert isinstance(requirement, FamilyRequirement)
             specifier &= requirement.specifier
         variants = [v for v in self.variants if v in allowed]
+        torch_pin = None
+        if identifier != "torch":
+            torch_specifier = SpecifierSet()
+            for requirement in requirements.get("torch", ()):
+                assert isinstance(requirement, FamilyRequirement)
+                torch_specifier &= requirement.specifier
+            torch_pin = _is_exact(torch_specifier)
         return lambda: (
-            c for c in self._candidates(identifier, specifier, variants) if c not in bad
+            c for c in self._candidates(identifier, specifier, variants, torch_pin) if c not in bad
         )
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
@@ -173,19 +180,22 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         version = _match_version(candidate.version, candidate.variant)
         return requirement.specifier.contains(version, prereleases=True)
 
-    def get_dependencies(self, candidate: Cand) -> list[Req]:
+    def get_dependencies(self, candidate: Cand) -> Iterator[Req]:
         if isinstance(candidate, VariantCandidate):
-            return []
-        origin = f"{candidate.name} {candidate.version}"
-        return [
-            VariantRequirement(candidate.variant, origin),
-            *self._family_dependencies(candidate),
-        ]
+            return
+        # The variant first: a candidate from the wrong variant is turned away before its
+        # metadata is fetched (resolvelib stops reading at the first conflict).
+        yield VariantRequirement(candidate.variant, f"{candidate.name} {candidate.version}")
+        yield from self._family_dependencies(candidate)
 
     # -- candidates ----------------------------------------------------------
 
     def _candidates(
-        self, project: str, specifier: SpecifierSet, variants: list[Variant]
+        self,
+        project: str,
+        specifier: SpecifierSet,
+        variants: list[Variant],
+        torch_pin: Version | None = None,
     ) -> Iterator[Candidate]:
         exact = _is_exact(specifier)
         if exact is not None:
@@ -199,48 +209,52 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     reverse=True,
                 )
             return
-        found = sorted(
-            (
-                c
-                for v in self._pages_worth_asking(project, specifier, variants)
-                for c in self._from_page(project, v, specifier)
-            ),
-            key=lambda c: c.sort_key,
-            reverse=True,
-        )
-        yield from found
+        release = release_of(str(torch_pin)) if torch_pin is not None else None
+        paired = getattr(release, project, None) if release else None
+        tried: set[Candidate] = set()
+        if paired and specifier.contains(paired, prereleases=True):
+            # Try first the companion release the table pairs with the pinned torch: each wrong
+            # guess costs a metadata download. The metadata still decides.
+            for candidate in self._candidates(
+                project, specifier & SpecifierSet(f"=={paired}"), variants
+            ):
+                tried.add(candidate)
+                yield candidate
+        yield from (c for c in self._in_order(project, specifier, variants) if c not in tried)
 
-    def _pages_worth_asking(
+    def _in_order(
         self, project: str, specifier: SpecifierSet, variants: list[Variant]
-    ) -> list[Variant]:
-        """Skip variant pages that cannot hold a better version than one already found.
+    ) -> Iterator[Candidate]:
+        """Candidates best first, asking a variant's page only when it could hold a better one.
 
-        Variants still published for the newest known release (or unknown to the release
-        table) are always asked; a retired variant only when the table says it carries a
-        matching version at least as new as the best found so far.
+        The release table bounds what a retired variant's page can hold (nothing newer than
+        its last known release); variants still published for the newest known release, or
+        unknown to the table, have no bound and are asked up front, in parallel.
         """
         current = set(RELEASES[-1].variants)
-        matching = {
-            v: [x for x in _known_versions(project, v) if specifier.contains(x, prereleases=True)]
-            for v in variants
-        }
-        first = [v for v in variants if v.tag in current or not _known_versions(project, v)]
-        self.source.prefetch(project, first)
-        best = max(
-            (
-                Version(c.version.public)
-                for v in first
-                for c in self._from_page(project, v, specifier)
-            ),
-            default=None,
-        )
-        rest = [
-            v
-            for v in variants
-            if v not in first and matching[v] and (best is None or max(matching[v]) >= best)
-        ]
-        self.source.prefetch(project, rest)
-        return [v for v in variants if v in first or v in rest]
+        bounded: list[tuple[Version, Variant]] = []
+        open_ended: list[Variant] = []
+        for variant in variants:
+            known = _known_versions(project, variant)
+            matching = [v for v in known if specifier.contains(v, prereleases=True)]
+            if variant.tag in current or not known:
+                open_ended.append(variant)
+            elif matching:
+                bounded.append((max(matching), variant))
+            # else: a retired variant with no matching release: nothing to find there
+        bounded.sort(key=lambda item: (item[0], item[1].sort_key()), reverse=True)
+        self.source.prefetch(project, open_ended)
+        ready = [c for v in open_ended for c in self._from_page(project, v, specifier)]
+        ready.sort(key=lambda c: c.sort_key, reverse=True)
+        while ready or bounded:
+            while bounded and (
+                not ready or (bounded[0][0], bounded[0][1].sort_key()) > ready[0].sort_key
+            ):
+                _, variant = bounded.pop(0)
+                ready += self._from_page(project, variant, specifier)
+                ready.sort(key=lambda c: c.sort_key, reverse=True)
+            if ready:
+                yield ready.pop(0)
 
     def _from_page(
         self, project: str, variant: Variant, specifier: SpecifierSet
@@ -285,14 +299,18 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if candidate.name == "torch":
             return []  # torch's own dependencies are not torch-family: pip takes them from PyPI
         origin = f"{candidate.name} {candidate.version}"
-        metadata = self.source.metadata(candidate.link)
+        try:
+            metadata = self.source.metadata(candidate.link)
+        except IndexFetchError as exc:
+            log.warning("%s: %s; using the release table instead", origin, exc.message)
+            metadata = None
         if metadata is None:
             pin = companion_pin(candidate.name, str(candidate.version))
             if pin is None:
-                self.notes[candidate] = f"{origin}: no metadata offline and no release-table row"
+                self.notes[candidate] = f"{origin}: no metadata and no release-table row"
                 return []
             self.notes[candidate] = (
-                f"{origin} needs torch {pin} (release table; no metadata offline)"
+                f"{origin} needs torch {pin} (release table: no wheel metadata to read)"
             )
             return [FamilyRequirement("torch", SpecifierSet(f"=={pin}"), origin)]
         return list(self._requires_family(metadata, origin))
