@@ -161,3 +161,12 @@ def test_no_traceback_for_bad_input_as_a_subprocess() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines()[0] == "error: invalid CUDA version 'x.y'"
+
+
+def test_offline_plans_say_they_rest_on_snapshots(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.2", *OFFLINE)
+    assert code == 0
+    assert err.startswith("warning: planned from the snapshots bundled with torchfit (data up to")
+    code, _, err = run(capsys, "plan", "torch==2.99.0", "--cuda", "12.8", *OFFLINE)
+    assert code == 1
+    assert "hint: the bundled snapshots may not list it: drop --offline" in err

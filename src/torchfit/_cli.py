@@ -229,6 +229,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], extra: list[str]) -> 
         _emit(args, result.to_json(), _verification_text(result))
         return 0 if result.ok else 1
     plan = make_plan(args.requirements, settings)
+    if not args.json:
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.command == "plan":
         _emit(args, plan.to_json(), _plan_text(plan))
         return 0

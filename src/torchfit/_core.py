@@ -61,6 +61,7 @@ class Plan:
     reasons: tuple[str, ...]
     index: str
     pages: tuple[dict[str, Any], ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class Plan:
             "index": self.index,
             "reasons": list(self.reasons),
             "pages": list(self.pages),
+            "warnings": list(self.warnings),
             "detection": self.detection.to_json(),
         }
 
@@ -156,7 +158,11 @@ def make_plan(
     try:
         resolution = resolve(family, source=client, target=target, variants=choice.variants)
     except NoCompatibleWheel as exc:
-        raise _explain_no_wheel(exc, family, detection, choice.explicit) from None
+        error = _explain_no_wheel(exc, family, detection, choice.explicit)
+        stale = _snapshot_warning(client)
+        if stale and error is exc:
+            error.hint = "the bundled snapshots may not list it: drop --offline to ask the index"
+        raise error from None
     finally:
         if isinstance(client, IndexClient) and source is None:
             client.close()
@@ -180,6 +186,7 @@ def make_plan(
         *resolution.notes,
     )
     records = tuple(r.to_json() for r in getattr(client, "records", ()))
+    stale = _snapshot_warning(client)
     return Plan(
         resolution.variant,
         tuple(packages),
@@ -189,6 +196,20 @@ def make_plan(
         reasons,
         settings.index,
         records,
+        (stale,) if stale else (),
+    )
+
+
+def _snapshot_warning(client: PageSource) -> str | None:
+    """Say so when an answer rests on the bundled snapshots, which age."""
+    records = getattr(client, "records", ())
+    dates = sorted({r.date for r in records if r.origin == "snapshot" and r.date})
+    if not any(r.origin.startswith(("snapshot", "absent (not in")) for r in records):
+        return None
+    newest = dates[-1] if dates else "an unknown date"
+    return (
+        f"planned from the snapshots bundled with torchfit (data up to {newest}), which may lack"
+        " newer releases and list only part of the index; drop --offline to ask the index"
     )
 
 

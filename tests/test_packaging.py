@@ -1,0 +1,69 @@
+"""`pip install torchfit` users get the bundled snapshots: build the wheel, install it for real,
+plan offline from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from support import make_venv
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_ships_snapshots_and_plans_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    (wheel,) = tmp_path.glob("torchfit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert "torchfit/_snapshots/MANIFEST.json" in names
+    assert "torchfit/_snapshots/cu101/torch/index.html" in names
+    assert "torchfit/py.typed" in names
+
+    python = make_venv(tmp_path / "venv")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "torchfit",
+            "plan",
+            "torch==1.7.1",
+            "--cuda",
+            "10.2",
+            "--offline",
+            "--python-version",
+            "3.8",
+            "--platform",
+            "linux_x86_64",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "TORCHFIT_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["variant"] == "cu102"
+    assert plan["pages"][0]["origin"] == "snapshot"
