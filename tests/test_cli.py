@@ -164,7 +164,7 @@ def test_no_traceback_for_bad_input_as_a_subprocess() -> None:
 
 
 def test_offline_plans_say_they_rest_on_snapshots(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.2", *OFFLINE)
+    code, _, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.2", *OFFLINE)
     assert code == 0
     assert err.startswith("warning: planned from the snapshots bundled with torchfit (data up to")
     code, _, err = run(capsys, "plan", "torch==2.99.0", "--cuda", "12.8", *OFFLINE)

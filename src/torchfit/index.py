@@ -105,6 +105,7 @@ class IndexClient:
         trusted_hosts: Iterable[str] = (),
         client: httpx.Client | None = None,
         retries: int = 2,
+        rebase: bool = True,
     ) -> None:
         self.base = base.rstrip("/")
         self.flat = self.base.endswith(".html")
@@ -113,6 +114,7 @@ class IndexClient:
         self.snapshots = snapshots
         self.trusted_hosts = tuple(trusted_hosts)
         self.retries = retries
+        self.rebase = rebase  # point upstream links at a mirror base (off: the page as written)
         self.records: list[PageRecord] = []
         self._pages: dict[str, list[Link]] = {}
         self._client = client
@@ -217,7 +219,7 @@ class IndexClient:
 
     def _rebase(self, link: Link) -> Link:
         """Point upstream links at a mirror: pages name download(-r2).pytorch.org outright."""
-        if self.flat or self.base == DEFAULT_INDEX:
+        if not self.rebase or self.flat or self.base == DEFAULT_INDEX:
             return link
         for prefix in _UPSTREAM_PREFIXES:
             if link.url.startswith(prefix + "/"):
