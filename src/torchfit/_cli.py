@@ -14,9 +14,11 @@ from typing import Any, NoReturn
 from . import __version__
 from ._core import InstallResult, Plan, Settings, install_plan, make_plan
 from ._driver import parse_driver_version
-from .detection import Detection, Overrides, detect
+from .detection import Detection, Overrides, detect, parse_compute_capability
+from .doctor import Diagnosis, diagnose
 from .errors import TorchfitError, UsageError
 from .index import DEFAULT_INDEX, default_cache_dir
+from .target import current, from_interpreter
 from .variants import Variant, format_cuda, parse_cuda
 from .verify import Verification, verify
 
@@ -40,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     machine.add_argument("--cuda", metavar="X.Y", help="the driver's maximum CUDA [TORCHFIT_CUDA]")
     machine.add_argument(
         "--driver", metavar="VERSION", help="NVIDIA driver version [TORCHFIT_DRIVER]"
+    )
+    machine.add_argument(
+        "--gpu-arch",
+        action="append",
+        default=[],
+        metavar="X.Y",
+        help="a GPU's compute capability, repeatable [TORCHFIT_GPU_ARCH=X.Y,X.Y]",
     )
 
     choose = _Parser(add_help=False)
@@ -92,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("--installer", choices=("pip", "uv"), default="pip")
     check = commands.add_parser("verify", parents=[common], help="check the installed torch")
     check.add_argument("--python", metavar="PATH", help="target interpreter (default: this one)")
+    doctor = commands.add_parser(
+        "doctor", parents=[common], help="explain this environment's torch and GPU; change nothing"
+    )
+    doctor.add_argument("--python", metavar="PATH", help="target interpreter (default: this one)")
     return parser
 
 
@@ -102,7 +115,14 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     cuda_text, driver = pick(args.cuda, "TORCHFIT_CUDA"), pick(args.driver, "TORCHFIT_DRIVER")
     if driver is not None and parse_driver_version(driver) is None:
         raise UsageError(f"invalid driver version {driver!r}", hint="write it as e.g. 550.54.14")
-    overrides = Overrides(cuda=parse_cuda(cuda_text) if cuda_text else None, driver=driver)
+    arch_texts = args.gpu_arch or [
+        text for text in env.get("TORCHFIT_GPU_ARCH", "").split(",") if text.strip()
+    ]
+    overrides = Overrides(
+        cuda=parse_cuda(cuda_text) if cuda_text else None,
+        driver=driver,
+        gpu_arch=tuple(_parse_arch(text) for text in arch_texts),
+    )
     variant_text = pick(getattr(args, "variant", None), "TORCHFIT_VARIANT")
     cache = env.get("TORCHFIT_CACHE_DIR")
     return Settings(
@@ -118,6 +138,17 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         python_version=getattr(args, "python_version", None),
         platforms=tuple(getattr(args, "platform", ())),
     )
+
+
+def _parse_arch(text: str) -> tuple[int, int]:
+    """``"8.6"`` or ``"sm_86"``: a GPU's compute capability."""
+    cleaned = text.strip().lower()
+    if cleaned.startswith("sm_") and cleaned[3:].isdigit() and len(cleaned) > 4:
+        cleaned = f"{cleaned[3:-1]}.{cleaned[-1]}"
+    capability = parse_compute_capability(cleaned)
+    if capability is None:
+        raise UsageError(f"invalid GPU architecture {text!r}", hint="write it as X.Y, e.g. 8.6")
+    return capability
 
 
 # -- text output ---------------------------------------------------------------
@@ -153,6 +184,25 @@ def _plan_text(plan: Plan) -> list[str]:
 def _verification_text(result: Verification) -> list[str]:
     lines = [f"torch {result.torch_version or '(not installed)'} in {result.python}"]
     lines += [f"  [{c.status}] {c.name}: {c.detail}" for c in result.checks]
+    return lines
+
+
+def _doctor_text(diagnosis: Diagnosis) -> list[str]:
+    lines = _detection_text(diagnosis.detection)[: 1 + len(diagnosis.detection.gpus)]
+    result = diagnosis.verification
+    if result.torch_version is None:
+        lines.append(f"torch: not installed in {result.python}")
+    else:
+        build = f"CUDA {result.torch_cuda} build" if result.torch_cuda else "no CUDA"
+        lines.append(f"torch {result.torch_version} in {result.python}: {build}")
+        if result.facts.get("arch_list"):
+            lines.append(f"  kernels for: {' '.join(result.facts['arch_list'])}")
+    lines.append(f"system CUDA toolkit: {diagnosis.toolkit.nvcc or 'none found'} (nvcc)")
+    lines.append("")
+    for finding in diagnosis.findings:
+        lines.append(f"{finding.severity}: {finding.message}")
+        for number, fix in enumerate(finding.fixes):
+            lines.append(f"  {'fix' if number == 0 else 'or'}: {fix}")
     return lines
 
 
@@ -223,6 +273,12 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], extra: list[str]) -> 
         detection = detect(settings.overrides)
         _emit(args, detection.to_json(), _detection_text(detection))
         return 0
+    if args.command == "doctor":
+        python = settings.python or sys.executable
+        target = from_interpreter(python) if settings.python else current()
+        diagnosis = diagnose(python, detect(settings.overrides, os=target.os), target)
+        _emit(args, diagnosis.to_json(), _doctor_text(diagnosis))
+        return 0 if diagnosis.healthy else 1
     if args.command == "verify":
         detection = detect(settings.overrides)
         result = verify(settings.python or sys.executable, detection)

@@ -28,7 +28,7 @@ from .install import (
     run_install,
     run_subprocess,
 )
-from .policy import Compat, choose_variants, driver_needed
+from .policy import Compat, GpuFit, choose_variants, driver_needed
 from .resolve import FAMILY, FamilyRequirement, PageSource, resolve
 from .target import Target
 from .variants import Variant, format_cuda
@@ -62,6 +62,8 @@ class Plan:
     index: str
     pages: tuple[dict[str, Any], ...] = field(default=())
     warnings: tuple[str, ...] = field(default=())
+    compat: Compat = "strict"
+    forced: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class Plan:
             "reasons": list(self.reasons),
             "pages": list(self.pages),
             "warnings": list(self.warnings),
+            "compat": self.compat,
             "detection": self.detection.to_json(),
         }
 
@@ -156,7 +159,11 @@ def make_plan(
         trusted_hosts=settings.trusted_hosts,
     )
     try:
-        resolution = resolve(family, source=client, target=target, variants=choice.variants)
+        # --force means "I know better": no kernel check either.
+        gpu_fit = GpuFit() if settings.force else GpuFit.for_machine(detection, target)
+        resolution = resolve(
+            family, source=client, target=target, variants=choice.variants, gpu_fit=gpu_fit
+        )
     except NoCompatibleWheel as exc:
         error = _explain_no_wheel(exc, family, detection, choice.explicit)
         stale = _snapshot_warning(client)
@@ -179,14 +186,21 @@ def make_plan(
             )
         )
     torch = next((p for p in packages if p.name == "torch"), packages[0])
+    chosen = next(c for c in resolution.candidates if c.name == torch.name)
+    fit = gpu_fit.describe(chosen.version, chosen.variant) if torch.name == "torch" else None
+    warnings = [fit[len("warning: ") :]] if fit and fit.startswith("warning: ") else []
     reasons = (
         *choice.reasons,
         f"chose {torch.name} {torch.version} from {resolution.variant.tag}: the newest version"
-        " with a wheel for this target, then the newest variant that has it",
+        " with a wheel for this target, then the newest variant that has it"
+        + (" and serves every GPU" if gpu_fit.gpus and chosen.fit == 2 else ""),
+        *([fit] if fit and not warnings else []),
         *resolution.notes,
     )
     records = tuple(r.to_json() for r in getattr(client, "records", ()))
     stale = _snapshot_warning(client)
+    if stale:
+        warnings.append(stale)
     return Plan(
         resolution.variant,
         tuple(packages),
@@ -196,7 +210,9 @@ def make_plan(
         reasons,
         settings.index,
         records,
-        (stale,) if stale else (),
+        tuple(warnings),
+        settings.compat,
+        settings.force,
     )
 
 
@@ -294,6 +310,8 @@ def install_plan(
         plan.detection,
         expected_version=torch.version if torch else None,
         expected_variant=plan.variant if torch else None,
+        compat=plan.compat,
+        forced=plan.forced,
         run=run,
     )
     return InstallResult(plan, tuple(command), tuple(changes), verification)

@@ -10,10 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from packaging.version import Version
+
+from ._archs import ArchList, arch_list, min_torch_for
 from ._driver import min_driver_for_cuda, minor_compat_floor, parse_driver_version
 from ._releases import RELEASES
 from .detection import Detection
 from .errors import NoCompatibleWheel
+from .target import Target
 from .variants import Variant, format_cuda
 
 Compat = Literal["strict", "minor"]
@@ -124,3 +128,88 @@ def driver_needed(variants: Iterable[Variant], os: str) -> str | None:
     floors = [min_driver_for_cuda(v.cuda, os) for v in variants if v.cuda is not None]
     known = [f for f in floors if f and parse_driver_version(f)]
     return min(known, key=lambda f: parse_driver_version(f) or ()) if known else None
+
+
+def arch_platform(target: Target) -> str | None:
+    """The kernel-table platform of a target: "linux", "linux-aarch64", "windows" or None."""
+    first = target.platforms[0] if target.platforms else ""
+    if target.os == "windows":
+        return "windows"
+    if target.os == "linux":
+        return "linux-aarch64" if first.endswith("aarch64") else "linux"
+    return None
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    """Rule: a CUDA build fits when its kernels serve every GPU of the machine.
+
+    A build serves compute capability X.Y when it carries SASS sm_XZ (same major, Z <= Y)
+    or PTX compute_AB with A.B <= X.Y (see ``_archs``). Unknown kernel lists never reject.
+    """
+
+    gpus: tuple[tuple[str, tuple[int, int]], ...] = ()
+    platform: str | None = None
+
+    @classmethod
+    def for_machine(cls, detection: Detection, target: Target) -> GpuFit:
+        gpus = tuple(
+            (gpu.name or f"GPU {i}", gpu.compute_capability)
+            for i, gpu in enumerate(detection.gpus)
+            if gpu.compute_capability is not None
+        )
+        return cls(gpus, arch_platform(target))
+
+    def judge(self, version: Version, variant: Variant) -> bool | None:
+        """True: serves every GPU; False: misses one; None: unknown, or nothing to check."""
+        kernels = self._kernels(version, variant)
+        if kernels is None:
+            return None
+        return all(kernels.serves(cc) for _, cc in self.gpus)
+
+    def unserved(self, version: Version, variant: Variant) -> list[str]:
+        kernels = self._kernels(version, variant)
+        return [_label(name, cc) for name, cc in self.gpus if kernels and not kernels.serves(cc)]
+
+    def describe(self, version: Version, variant: Variant) -> str | None:
+        """A reason line for the chosen build (or a warning when its kernels are unknown)."""
+        if not self.gpus or self.platform is None or variant.kind != "cuda":
+            return None
+        kernels = self._kernels(version, variant)
+        gpus = ", ".join(_label(name, cc) for name, cc in self.gpus)
+        if kernels is None:
+            return (
+                f"warning: no known kernel list for torch {version} on {self.platform};"
+                f" {gpus} not checked"
+            )
+        return f"torch {version} carries {kernels} ({kernels.source}): serves {gpus}"
+
+    def explain(self, unserved: dict[tuple[str, str], list[str]]) -> NoCompatibleWheel:
+        """The error when every build the driver could run lacks kernels for some GPU."""
+        missing = sorted({gpu for gpus in unserved.values() for gpu in gpus})
+        tried = ", ".join(sorted({f"{v}+{tag}" if "+" not in v else v for v, tag in unserved}))
+        hints = []
+        for name, cc in self.gpus:
+            if _label(name, cc) in missing and self.platform is not None:
+                serving = min_torch_for(cc, self.platform)
+                if serving:
+                    first, tags = (
+                        serving[0][0],
+                        sorted({t for m, t in serving if m == serving[0][0]}),
+                    )
+                    hints.append(
+                        f"{_label(name, cc)} needs torch >= {first} with {' or '.join(tags)}"
+                    )
+        return NoCompatibleWheel(
+            f"no build the driver can run has kernels for {', '.join(missing)} (tried {tried})",
+            hint="; ".join(hints) or "pass --gpu-arch to correct the GPU list, or --variant cpu",
+        )
+
+    def _kernels(self, version: Version, variant: Variant) -> ArchList | None:
+        if not self.gpus or self.platform is None or variant.kind != "cuda":
+            return None
+        return arch_list(str(version), variant, self.platform)
+
+
+def _label(name: str, cc: tuple[int, int]) -> str:
+    return f"{name} (sm_{cc[0]}{cc[1]})"

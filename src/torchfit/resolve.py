@@ -25,6 +25,7 @@ from resolvelib.resolvers import RequirementInformation
 from ._releases import RELEASES, companion_pin, release_of
 from ._simple import Link
 from .errors import IndexFetchError, NoCompatibleWheel, ResolutionConflict
+from .policy import GpuFit
 from .target import Target
 from .variants import Variant
 
@@ -66,10 +67,11 @@ class Candidate:
     version: Version
     variant: Variant
     link: Link
+    fit: int = 1  # 2: its kernels are known to serve every GPU; 1: unknown or nothing to check
 
     @property
-    def sort_key(self) -> tuple[Version, tuple[int, tuple[int, ...]]]:
-        return (Version(self.version.public), self.variant.sort_key())
+    def sort_key(self) -> tuple[Version, int, tuple[int, tuple[int, ...]]]:
+        return (Version(self.version.public), self.fit, self.variant.sort_key())
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,14 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         source: PageSource,
         target: Target,
         variants: Sequence[Variant],
+        gpu_fit: GpuFit | None = None,
     ) -> None:
         self.source = source
         self.target = target
         self.variants = tuple(variants)
+        self.gpu_fit = gpu_fit or GpuFit()
+        # torch builds turned away for missing kernels: (version, variant) -> GPUs not served
+        self.unserved: dict[tuple[str, str], list[str]] = {}
         # Why a candidate's dependencies are what they are, kept for the chosen ones' reasons.
         self.notes: dict[Candidate, str] = {}
 
@@ -200,9 +206,14 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         exact = _is_exact(specifier)
         if exact is not None:
             # One version: the order is the variant order, so pages can be asked one at a time,
-            # those the release table says carry the version first.
-            known = [v for v in variants if exact in _known_versions(project, v)]
-            for variant in known + [v for v in variants if v not in known]:
+            # those the release table says carry the version first. For torch, builds known to
+            # serve every GPU come before builds whose kernel list is unknown.
+            def rank(v: Variant) -> tuple[bool, int]:
+                fit = self.gpu_fit.judge(exact, v) if project == "torch" else None
+                return (exact in _known_versions(project, v), 2 if fit else 1)
+
+            ordered = sorted(variants, key=rank, reverse=True)  # stable: variant order kept
+            for variant in ordered:
                 yield from sorted(
                     self._from_page(project, variant, specifier),
                     key=lambda c: c.sort_key,
@@ -248,7 +259,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         ready.sort(key=lambda c: c.sort_key, reverse=True)
         while ready or bounded:
             while bounded and (
-                not ready or (bounded[0][0], bounded[0][1].sort_key()) > ready[0].sort_key
+                not ready or (bounded[0][0], 2, bounded[0][1].sort_key()) > ready[0].sort_key
             ):
                 _, variant = bounded.pop(0)
                 ready += self._from_page(project, variant, specifier)
@@ -293,7 +304,11 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self.target.python_full_version, prereleases=True
         ):
             return None
-        return Candidate(project, version, variant, link)
+        fit = self.gpu_fit.judge(version, variant) if project == "torch" else None
+        if fit is False:
+            self.unserved[(str(version), variant.tag)] = self.gpu_fit.unserved(version, variant)
+            return None
+        return Candidate(project, version, variant, link, 2 if fit else 1)
 
     def _family_dependencies(self, candidate: Candidate) -> list[FamilyRequirement]:
         if candidate.name == "torch":
@@ -357,18 +372,22 @@ def resolve(
     source: PageSource,
     target: Target,
     variants: Sequence[Variant],
+    gpu_fit: GpuFit | None = None,
 ) -> Resolution:
     """Pick one wheel per requested family package (and torch), all from one variant.
 
     Raises NoCompatibleWheel when some requirement has no wheel for the target in any of
     ``variants``, and ResolutionConflict when the requirements contradict each other.
     """
-    provider = Provider(source, target, variants)
+    provider = Provider(source, target, variants, gpu_fit)
     resolver: Resolver[Req, Cand, str] = Resolver(provider, _Reporter())
     try:
         result = resolver.resolve(requirements, max_rounds=500)
     except ResolutionImpossible as exc:
-        raise _explain(exc, variants, target) from None
+        error = _explain(exc, variants, target)
+        if provider.unserved and isinstance(error, NoCompatibleWheel):
+            error = provider.gpu_fit.explain(provider.unserved)
+        raise error from None
     variant = next(c.variant for c in result.mapping.values() if isinstance(c, VariantCandidate))
     chosen = tuple(
         sorted(

@@ -8,10 +8,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._archs import ArchList, parse_arch_list
 from .detection import Detection
 from .errors import VerificationFailed
 from .install import Runner, run_subprocess
-from .variants import Variant, format_cuda
+from .policy import Compat, cuda_runs
+from .variants import Variant, format_cuda, parse_cuda
 
 # Runs in the target interpreter. Reads torch/version.py as text first, so a broken or
 # mismatched build still reports what it is; imports torch only when asked to.
@@ -42,10 +44,22 @@ for folder in (spec.submodule_search_locations or []) if spec else []:
 if sys.argv[1] == "import":
     try:
         import torch
-        if sys.argv[2] == "gpu":
-            facts["cuda_available"] = bool(torch.cuda.is_available())
     except Exception as exc:
         facts["import_error"] = "%s: %s" % (type(exc).__name__, exc)
+if sys.argv[1] == "import" and sys.argv[2] == "gpu" and not facts["import_error"]:
+    cuda = torch.cuda
+    facts["cuda_available"] = bool(cuda.is_available())
+    if facts["cuda_available"]:
+        facts["arch_list"] = list(cuda.get_arch_list())
+        facts["devices"] = [
+            {"name": cuda.get_device_name(i), "capability": list(cuda.get_device_capability(i))}
+            for i in range(cuda.device_count())
+        ]
+        facts["cudnn"] = torch.backends.cudnn.version()
+        try:  # the first kernel launch is where "no kernel image is available" shows up
+            facts["kernel"] = float((torch.ones(1, device="cuda") + 1).item())
+        except Exception as exc:
+            facts["kernel_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(facts))
 """
 
@@ -66,6 +80,7 @@ class Verification:
     torch_version: str | None
     torch_cuda: str | None
     checks: tuple[Check, ...] = field(default=())
+    facts: dict[str, Any] = field(default_factory=dict, compare=False)  # what the probe read
 
     @property
     def ok(self) -> bool:
@@ -78,6 +93,8 @@ class Verification:
             "torch_version": self.torch_version,
             "torch_cuda": self.torch_cuda,
             "checks": [check.to_json() for check in self.checks],
+            "arch_list": self.facts.get("arch_list"),
+            "cudnn": self.facts.get("cudnn"),
         }
 
     def raise_for_failure(self) -> None:
@@ -116,50 +133,104 @@ def verify(
     *,
     expected_version: str | None = None,
     expected_variant: Variant | None = None,
+    compat: Compat = "strict",
+    forced: bool = False,
     run: Runner = run_subprocess,
 ) -> Verification:
     """Check the torch installed in ``python`` against a plan (when given) and the machine.
 
-    Imports torch in ``python``: a build that does not import is not installed.
+    Imports torch in ``python``: a build that does not import is not installed. With a GPU
+    probed (not an override), also asks CUDA: availability, kernels for every device, cuDNN,
+    and one tiny kernel launch.
     """
     # An overridden driver is a simulation (a Docker build): there may be no GPU to ask.
     gpu_present = detection.has_nvidia and detection.source != "override"
     facts = read_torch(python, import_torch=True, ask_cuda=gpu_present, run=run)
     version, cuda = facts["version"], facts["cuda"]
-    checks: list[Check] = []
     if version is None:
-        checks.append(Check("installed", "fail", f"torch is not installed in {python}"))
-        return Verification(python, None, None, tuple(checks))
-    checks.append(Check("installed", "pass", f"torch {version}"))
+        missing = Check("installed", "fail", f"torch is not installed in {python}")
+        return Verification(python, None, None, (missing,), facts)
+    checks = [Check("installed", "pass", f"torch {version}")]
     if expected_version is not None:
         same = version == expected_version
         detail = f"expected {expected_version}, found {version}"
         checks.append(Check("version", "pass" if same else "fail", detail))
     if expected_variant is not None:
-        want = format_cuda(expected_variant.cuda) if expected_variant.cuda else None
-        if expected_variant.kind == "rocm":
-            ok, detail = (
-                facts["hip"] is not None,
-                f"expected a ROCm build, torch.version.hip = {facts['hip']}",
-            )
-        else:
-            ok, detail = cuda == want, f"expected torch.version.cuda = {want}, found {cuda}"
-        checks.append(Check("variant", "pass" if ok else "fail", detail))
+        checks.append(_variant_check(expected_variant, facts))
     if facts["import_error"]:
         checks.append(Check("import", "fail", f"import torch failed: {facts['import_error']}"))
     else:
         checks.append(Check("import", "pass", "import torch works"))
-    checks.append(_driver_check(cuda, detection))
-    if gpu_present and not facts["import_error"]:
-        checks.append(_cuda_available_check(facts))
-    elif detection.has_nvidia:
-        checks.append(Check("cuda_available", "skipped", "driver given as an override, not probed"))
+    if forced:
+        checks.append(Check("driver", "skipped", "--force: the driver check was waived"))
     else:
-        checks.append(Check("cuda_available", "skipped", "no NVIDIA GPU detected"))
-    return Verification(python, version, cuda, tuple(checks))
+        checks.append(_driver_check(cuda, detection, compat))
+    checks += _gpu_checks(facts, detection, gpu_present)
+    return Verification(python, version, cuda, tuple(checks), facts)
 
 
-def _driver_check(cuda: str | None, detection: Detection) -> Check:
+def _variant_check(expected: Variant, facts: dict[str, Any]) -> Check:
+    if expected.kind == "rocm":
+        hip = facts["hip"]
+        return Check(
+            "variant",
+            "pass" if hip else "fail",
+            f"expected a ROCm build, torch.version.hip = {hip}",
+        )
+    want = format_cuda(expected.cuda) if expected.cuda else None
+    found = facts["cuda"]
+    detail = f"expected torch.version.cuda = {want}, found {found}"
+    return Check("variant", "pass" if found == want else "fail", detail)
+
+
+def _gpu_checks(facts: dict[str, Any], detection: Detection, gpu_present: bool) -> list[Check]:
+    names = ("cuda_available", "arch", "cudnn", "kernel")
+    if not gpu_present or facts["import_error"]:
+        why = (
+            "import torch failed"
+            if facts["import_error"]
+            else "driver given as an override, not probed"
+            if detection.has_nvidia
+            else "no NVIDIA GPU detected"
+        )
+        return [Check(name, "skipped", why) for name in names]
+    if not facts["cuda_available"]:
+        failed = Check("cuda_available", "fail", "torch.cuda.is_available() is False")
+        return [failed] + [Check(n, "skipped", "CUDA is not available") for n in names[1:]]
+    checks = [Check("cuda_available", "pass", "torch.cuda.is_available() is True")]
+    built = " ".join(facts.get("arch_list") or []) or "(none)"
+    sass, ptx = parse_arch_list(built if built != "(none)" else "")
+    kernels = ArchList(sass, ptx, source="torch.cuda.get_arch_list()")
+    unserved = [
+        f"{d['name']} (sm_{d['capability'][0]}{d['capability'][1]})"
+        for d in facts.get("devices") or []
+        if not kernels.serves((d["capability"][0], d["capability"][1]))
+    ]
+    if unserved:
+        detail = f"no kernels for {', '.join(unserved)} in this build ({built})"
+        checks.append(Check("arch", "fail", detail))
+    else:
+        checks.append(Check("arch", "pass", f"every GPU is served by {built}"))
+    cudnn = facts.get("cudnn")
+    checks.append(
+        Check("cudnn", "pass", f"cuDNN {cudnn}")
+        if cudnn
+        else Check("cudnn", "fail", "torch.backends.cudnn.version() is None in a CUDA build")
+    )
+    if facts.get("kernel_error"):
+        checks.append(
+            Check(
+                "kernel",
+                "fail",
+                f"torch.ones(1, device='cuda') + 1 failed: {facts['kernel_error']}",
+            )
+        )
+    else:
+        checks.append(Check("kernel", "pass", "torch.ones(1, device='cuda') + 1 ran"))
+    return checks
+
+
+def _driver_check(cuda: str | None, detection: Detection, compat: Compat) -> Check:
     if cuda is None:
         if detection.has_nvidia:
             return Check(
@@ -168,16 +239,10 @@ def _driver_check(cuda: str | None, detection: Detection) -> Check:
         return Check("driver", "pass", "CPU build on a machine without an NVIDIA GPU")
     if detection.max_cuda is None:
         return Check("driver", "skipped", f"CUDA {cuda} build; no NVIDIA driver found to compare")
-    built = tuple(int(p) for p in cuda.split(".")[:2])
     limit = format_cuda(detection.max_cuda)
-    if built <= detection.max_cuda:
-        return Check("driver", "pass", f"CUDA {cuda} build, driver supports CUDA {limit}")
+    if cuda_runs(Variant("cuda", parse_cuda(cuda)), detection, compat):
+        rule = "" if compat == "strict" else " (minor-version compatibility)"
+        return Check("driver", "pass", f"CUDA {cuda} build, driver supports CUDA {limit}{rule}")
     return Check(
         "driver", "fail", f"built for CUDA {cuda}, but the driver supports only CUDA {limit}"
     )
-
-
-def _cuda_available_check(facts: dict[str, Any]) -> Check:
-    if facts["cuda_available"]:
-        return Check("cuda_available", "pass", "torch.cuda.is_available() is True")
-    return Check("cuda_available", "fail", "torch.cuda.is_available() is False")

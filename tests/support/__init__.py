@@ -5,6 +5,7 @@ from __future__ import annotations
 from .server import IndexServer, Request, Response, serve_directory
 from .venvs import find_python, isolated_env, make_venv, pip_freeze, venv_python
 from .wheels import (
+    FakeGpu,
     build_wheel,
     sha256_of,
     standin_torch,
@@ -14,6 +15,7 @@ from .wheels import (
 )
 
 __all__ = [
+    "FakeGpu",
     "IndexServer",
     "Request",
     "Response",

@@ -14,6 +14,7 @@ import json
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -89,6 +90,52 @@ def build_wheel(
     return target
 
 
+@dataclass(frozen=True)
+class FakeGpu:
+    """What a stand-in torch reports about CUDA, as real torch would on some machine."""
+
+    available: bool = False
+    arch_list: tuple[str, ...] = ()  # torch.cuda.get_arch_list()
+    devices: tuple[tuple[str, tuple[int, int]], ...] = ()  # (name, capability) per device
+    cudnn: int | None = None
+    kernel_error: str | None = None  # raised by the first kernel launch
+
+
+_STANDIN_INIT = """\
+from types import SimpleNamespace
+from . import version
+from .version import __version__
+from ._gpu import AVAILABLE, ARCH_LIST, DEVICES, CUDNN, KERNEL_ERROR
+
+# Like real torch: torch.cuda is the runtime API, torch.version.cuda the build's CUDA.
+cuda = SimpleNamespace(
+    is_available=lambda: AVAILABLE,
+    get_arch_list=lambda: list(ARCH_LIST),
+    device_count=lambda: len(DEVICES),
+    get_device_name=lambda i: DEVICES[i][0],
+    get_device_capability=lambda i: tuple(DEVICES[i][1]),
+)
+backends = SimpleNamespace(cudnn=SimpleNamespace(version=lambda: CUDNN))
+
+
+class _Tensor:
+    def __init__(self, value):
+        self.value = value
+
+    def __add__(self, other):
+        if KERNEL_ERROR:
+            raise RuntimeError(KERNEL_ERROR)
+        return _Tensor(self.value + other)
+
+    def item(self):
+        return self.value
+
+
+def ones(size, device="cpu"):
+    return _Tensor(1.0)
+"""
+
+
 def standin_torch(
     dest: Path,
     version: str,
@@ -97,21 +144,25 @@ def standin_torch(
     tag: str = "py3-none-any",
     requires: Sequence[str] = (),
     requires_python: str | None = None,
+    gpu: FakeGpu = FakeGpu(),
 ) -> Path:
     """Build a tiny ``torch`` wheel whose ``torch.version`` looks like the real one.
 
     ``torch.__version__`` is ``version``, ``torch.version.cuda`` is ``cuda`` (``None`` for
-    CPU builds, as in real torch) and ``torch.cuda.is_available()`` is ``False``.
+    CPU builds, as in real torch); ``torch.cuda`` and ``torch.backends.cudnn`` answer as
+    ``gpu`` says (by default: no GPU).
     """
-    init = (
-        "from types import SimpleNamespace\n"
-        "from . import version\n"
-        "from .version import __version__\n"
-        "# Like real torch: torch.cuda is the runtime API, torch.version.cuda the build's CUDA.\n"
-        "cuda = SimpleNamespace(is_available=lambda: False)\n"
-    )
     version_py = f"__version__ = {version!r}\ncuda = {cuda!r}\n"
-    files = {"torch/__init__.py": init, "torch/version.py": version_py}
+    gpu_py = (
+        f"AVAILABLE = {gpu.available!r}\nARCH_LIST = {list(gpu.arch_list)!r}\n"
+        f"DEVICES = {[list(d) for d in gpu.devices]!r}\nCUDNN = {gpu.cudnn!r}\n"
+        f"KERNEL_ERROR = {gpu.kernel_error!r}\n"
+    )
+    files = {
+        "torch/__init__.py": _STANDIN_INIT,
+        "torch/version.py": version_py,
+        "torch/_gpu.py": gpu_py,
+    }
     return build_wheel(
         dest,
         "torch",
