@@ -155,3 +155,33 @@ def test_known_variants_sort_newest_cuda_first() -> None:
     assert KNOWN_VARIANTS[0].kind == "cuda"
     cuda = [v.cuda for v in KNOWN_VARIANTS if v.cuda]
     assert cuda == sorted(cuda, reverse=True)
+
+
+# Issue-4 rule: every GPU must be served by the build's kernels.
+def test_gpu_fit_known_lists() -> None:
+    from packaging.version import Version
+
+    from torchfit.policy import GpuFit
+
+    pascal = GpuFit((("GTX 1080", (6, 1)),), "linux")
+    assert pascal.judge(Version("2.8.0"), Variant.parse("cu126")) is True
+    assert pascal.judge(Version("2.8.0"), Variant.parse("cu128")) is False
+    assert pascal.unserved(Version("2.8.0"), Variant.parse("cu128")) == ["GTX 1080 (sm_61)"]
+    assert pascal.judge(Version("2.8.0"), Variant("cpu")) is None
+    mixed = GpuFit((("RTX 3090", (8, 6)), ("GTX 1060", (6, 1))), "linux")
+    assert mixed.judge(Version("2.8.0"), Variant.parse("cu128")) is False
+
+
+def test_gpu_fit_assumes_low_for_builds_without_a_list() -> None:
+    from packaging.version import Version
+
+    from torchfit.policy import GpuFit
+
+    volta = GpuFit((("V100", (7, 0)),), "linux")
+    # 2.11 cu129 has no list: 2.10's cu129 list (sm_70+) narrowed by 2.11's cu128 (sm_75+).
+    assert volta.judge(Version("2.11.0"), Variant.parse("cu129")) is False
+    line = volta.describe(Version("2.10.0"), Variant.parse("cu129"))
+    assert line is not None and "serves V100 (sm_70)" in line
+    assert (
+        GpuFit((("old", (3, 5)),), "linux").judge(Version("1.7.1"), Variant.parse("cu101")) is None
+    )

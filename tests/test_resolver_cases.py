@@ -28,7 +28,9 @@ def _settings(case: dict[str, Any]) -> Settings:
     assert driver is None or parse_driver_version(driver), driver
     return Settings(
         overrides=Overrides(
-            cuda=parse_cuda(case["cuda"]) if case.get("cuda") else None, driver=driver
+            cuda=parse_cuda(case["cuda"]) if case.get("cuda") else None,
+            driver=driver,
+            gpu_arch=tuple(parse_cuda(arch) for arch in case.get("gpu_arch", ())),
         ),
         variant=Variant.parse(case["variant"]) if case.get("variant") else None,
         compat=case.get("compat", "strict"),

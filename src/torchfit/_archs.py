@@ -273,6 +273,31 @@ def arch_list(torch_version: str, variant: Variant, platform: str) -> ArchList |
     return None
 
 
+def last_known_arch_list(
+    torch_version: str, variant: Variant, platform: str
+) -> tuple[str, ArchList] | None:
+    """The newest known list of the same variant and platform from an older release series.
+
+    Lists rarely grow back (2.8 re-adding sm_70 to cu128 is the one known case), so for a
+    build with no list of its own this is the best guess: a torch series and its list.
+
+    >>> series, kernels = last_known_arch_list("2.13.0", Variant.parse("cu129"), "linux")
+    >>> series, str(kernels).split()[0]
+    ('2.10', 'sm_70')
+    """
+    _check_platform(platform)
+    series = _series(torch_version)
+    older = [
+        row
+        for row in ROWS
+        if row.platform == platform and variant.tag in row.variants and row.last < series
+    ]
+    if not older:
+        return None
+    row = max(older, key=lambda r: r.last)
+    return f"{row.last.major}.{row.last.minor}", row.archs
+
+
 def min_torch_for(cc: Arch, platform: str) -> list[tuple[str, str]]:
     """(first torch minor, variant tag) pairs whose builds serve ``cc``, oldest first.
 

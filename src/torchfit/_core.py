@@ -167,8 +167,11 @@ def make_plan(
     except NoCompatibleWheel as exc:
         error = _explain_no_wheel(exc, family, detection, choice.explicit)
         stale = _snapshot_warning(client)
-        if stale and error is exc:
-            error.hint = "the bundled snapshots may not list it: drop --offline to ask the index"
+        if stale:
+            offline = (
+                "the bundled snapshots may not list every build: drop --offline to ask the index"
+            )
+            error.hint = f"{error.hint}; {offline}" if error.hint else offline
         raise error from None
     finally:
         if isinstance(client, IndexClient) and source is None:

@@ -12,9 +12,9 @@ from typing import Literal
 
 from packaging.version import Version
 
-from ._archs import ArchList, arch_list, min_torch_for
+from ._archs import ArchList, arch_list, last_known_arch_list, min_torch_for
 from ._driver import min_driver_for_cuda, minor_compat_floor, parse_driver_version
-from ._releases import RELEASES
+from ._releases import RELEASES, release_of
 from .detection import Detection
 from .errors import NoCompatibleWheel
 from .target import Target
@@ -162,53 +162,96 @@ class GpuFit:
 
     def judge(self, version: Version, variant: Variant) -> bool | None:
         """True: serves every GPU; False: misses one; None: unknown, or nothing to check."""
-        kernels = self._kernels(version, variant)
-        if kernels is None:
+        found = self._kernels(version, variant)
+        if found is None:
             return None
-        return all(kernels.serves(cc) for _, cc in self.gpus)
+        return all(found[0].serves(cc) for _, cc in self.gpus)
 
     def unserved(self, version: Version, variant: Variant) -> list[str]:
-        kernels = self._kernels(version, variant)
-        return [_label(name, cc) for name, cc in self.gpus if kernels and not kernels.serves(cc)]
+        found = self._kernels(version, variant)
+        return [_label(name, cc) for name, cc in self.gpus if found and not found[0].serves(cc)]
 
     def describe(self, version: Version, variant: Variant) -> str | None:
         """A reason line for the chosen build (or a warning when its kernels are unknown)."""
         if not self.gpus or self.platform is None or variant.kind != "cuda":
             return None
-        kernels = self._kernels(version, variant)
+        found = self._kernels(version, variant)
         gpus = ", ".join(_label(name, cc) for name, cc in self.gpus)
-        if kernels is None:
+        if found is None:
             return (
                 f"warning: no known kernel list for torch {version} on {self.platform};"
                 f" {gpus} not checked"
             )
-        return f"torch {version} carries {kernels} ({kernels.source}): serves {gpus}"
+        kernels, assumed = found
+        origin = f"assumed: torch {assumed}" if assumed else kernels.source
+        return f"torch {version} carries {kernels} ({origin}): serves {gpus}"
 
     def explain(self, unserved: dict[tuple[str, str], list[str]]) -> NoCompatibleWheel:
         """The error when every build the driver could run lacks kernels for some GPU."""
         missing = sorted({gpu for gpus in unserved.values() for gpu in gpus})
         tried = ", ".join(sorted({f"{v}+{tag}" if "+" not in v else v for v, tag in unserved}))
         hints = []
+        versions = sorted({Version(v.split("+")[0]) for v, _ in unserved}, reverse=True)
         for name, cc in self.gpus:
-            if _label(name, cc) in missing and self.platform is not None:
-                serving = min_torch_for(cc, self.platform)
-                if serving:
-                    first, tags = (
-                        serving[0][0],
-                        sorted({t for m, t in serving if m == serving[0][0]}),
-                    )
-                    hints.append(
-                        f"{_label(name, cc)} needs torch >= {first} with {' or '.join(tags)}"
-                    )
+            if _label(name, cc) not in missing or self.platform is None:
+                continue
+            hints.append(self._serving_hint(_label(name, cc), cc, versions[0]))
         return NoCompatibleWheel(
             f"no build the driver can run has kernels for {', '.join(missing)} (tried {tried})",
             hint="; ".join(hints) or "pass --gpu-arch to correct the GPU list, or --variant cpu",
         )
 
-    def _kernels(self, version: Version, variant: Variant) -> ArchList | None:
+    def _serving_hint(self, label: str, cc: tuple[int, int], version: Version) -> str:
+        """Which builds would serve one GPU: of the same torch first, else the first torch."""
+        assert self.platform is not None
+        release = release_of(str(version))
+        same = sorted(
+            (
+                variant
+                for variant in map(Variant.parse, release.variants if release else ())
+                if (kernels := arch_list(str(version), variant, self.platform))
+                and kernels.serves(cc)
+            ),
+            key=Variant.sort_key,
+            reverse=True,
+        )
+        if same:
+            tags = " or ".join(v.tag for v in same)
+            return f"torch {version} with {tags} serves {label} (--variant {same[0].tag})"
+        serving = min_torch_for(cc, self.platform)
+        if not serving:
+            return f"no known torch build serves {label}"
+        first = serving[0][0]
+        tags = " or ".join(sorted({t for m, t in serving if m == first}))
+        return f"{label} needs torch >= {first} with {tags}"
+
+    def _kernels(self, version: Version, variant: Variant) -> tuple[ArchList, str | None] | None:
+        """The build's kernel list, and the release it was assumed from when it has none."""
         if not self.gpus or self.platform is None or variant.kind != "cuda":
             return None
-        return arch_list(str(version), variant, self.platform)
+        known = arch_list(str(version), variant, self.platform)
+        if known is not None:
+            return known, None
+        # No list of its own. Guess low rather than high: a wrong "no" costs an older torch, a
+        # wrong "yes" costs "no kernel image" at run time. So: the variant's last known list,
+        # narrowed by the lists this release has for other builds of the same CUDA major.
+        older = last_known_arch_list(str(version), variant, self.platform)
+        if older is None:
+            return None
+        series, kernels = older
+        assumed = f"{series}'s {variant.tag} list"
+        for sibling in KNOWN_VARIANTS:
+            if sibling.cuda is None or variant.cuda is None or sibling.cuda[0] != variant.cuda[0]:
+                continue
+            known = arch_list(str(version), sibling, self.platform)
+            if known is not None and sibling != variant:
+                kernels = ArchList(
+                    tuple(a for a in kernels.sass if a in known.sass),
+                    tuple(a for a in kernels.ptx if a in known.ptx),
+                    source=kernels.source,
+                )
+                assumed += f" narrowed by {version.base_version} {sibling.tag}'s"
+        return kernels, assumed
 
 
 def _label(name: str, cc: tuple[int, int]) -> str:
