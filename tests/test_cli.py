@@ -169,4 +169,4 @@ def test_offline_plans_say_they_rest_on_snapshots(capsys: pytest.CaptureFixture[
     assert err.startswith("warning: planned from the snapshots bundled with torchfit (data up to")
     code, _, err = run(capsys, "plan", "torch==2.99.0", "--cuda", "12.8", *OFFLINE)
     assert code == 1
-    assert "hint: the bundled snapshots may not list it: drop --offline" in err
+    assert "the bundled snapshots may not list every build: drop --offline" in err
