@@ -17,6 +17,7 @@ import pytest
 from support import (
     IndexServer,
     build_wheel,
+    find_python,
     isolated_env,
     make_venv,
     serve_directory,
@@ -317,3 +318,27 @@ def test_library_install_and_verify_command(index: IndexServer, venv: Path) -> N
     done = torchfit("verify", "--python", str(venv), "--cuda", "10.1")
     assert done.returncode == 1
     assert "built for CUDA 10.2, but the driver supports only CUDA 10.1" in done.stdout
+
+
+def test_install_into_an_older_python(index: IndexServer, tmp_path: Path) -> None:
+    """torch 1.7.1 is for Python 3.6-3.9: the target interpreter may be older than torchfit's."""
+    other = next((found for v in ("3.8", "3.7", "3.6") if (found := find_python(v))), None)
+    if other is None:
+        pytest.skip("no CPython 3.6, 3.7 or 3.8 runs on this machine")
+    venv = make_venv(tmp_path / "old", other)
+    done = torchfit(
+        "install",
+        "torch==1.7.1",
+        "--cuda",
+        "10.1",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["plan"]["target"]["python_version"] in ("3.6", "3.7", "3.8")
+    assert result["verification"]["ok"] is True
+    assert "torch: (none) -> 1.7.1+cu101" in result["changes"]

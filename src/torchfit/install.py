@@ -79,17 +79,52 @@ def find_uv() -> str:
     return found
 
 
+# Runs in the target interpreter, which may be as old as Python 3.6 (no importlib.metadata
+# before 3.8), so it reads dist-info folders itself there. The first one on sys.path wins, as
+# for an import.
+DISTRIBUTIONS_SNIPPET = r"""
+import os, sys
+def installed_distributions():
+    found = {}
+    try:
+        from importlib.metadata import distributions
+    except ImportError:
+        distributions = None
+    if distributions is not None:
+        for dist in distributions():
+            if dist.metadata["Name"]:
+                found.setdefault(dist.metadata["Name"].lower(), dist.version)
+        return found
+    for folder in sys.path:
+        if not os.path.isdir(folder):
+            continue
+        for entry in sorted(os.listdir(folder)):
+            path = os.path.join(folder, entry, "METADATA")
+            if not entry.endswith(".dist-info") or not os.path.isfile(path):
+                continue
+            fields = {}
+            with open(path, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    if not line.strip():
+                        break
+                    key, _, value = line.partition(":")
+                    fields.setdefault(key.strip().lower(), value.strip())
+            if fields.get("name"):
+                found.setdefault(fields["name"].lower(), fields.get("version", ""))
+    return found
+"""
+
+
 def installed_versions(python: str, run: Runner = run_subprocess) -> dict[str, str]:
     """Distribution name -> version in the target interpreter (reads metadata only)."""
-    script = (
-        "import json, importlib.metadata as m\n"
-        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()"
-        " if d.metadata['Name']}))"
-    )
+    script = DISTRIBUTIONS_SNIPPET + "import json\nprint(json.dumps(installed_distributions()))\n"
     done = run([python, "-c", script])
     if done.returncode != 0:
         raise InstallerMissing(f"cannot run the target interpreter {python}: {_tail(done)}")
-    result: dict[str, str] = json.loads(done.stdout)
+    try:
+        result: dict[str, str] = json.loads(done.stdout)
+    except ValueError as exc:
+        raise InstallerMissing(f"{python} did not answer like a Python interpreter") from exc
     return result
 
 

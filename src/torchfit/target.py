@@ -20,19 +20,21 @@ from packaging.tags import Tag
 
 from .errors import UsageError
 
-# Runs inside the target interpreter (any Python 3), so: standard library only.
-_PROBE = r"""
-import json, platform, sys, sysconfig
-print(json.dumps({
-    "version": list(sys.version_info[:3]),
-    "implementation": sys.implementation.name,
-    "platform": sysconfig.get_platform(),
-    "libc": list(platform.libc_ver()),
-    "mac": platform.mac_ver()[0],
-    "machine": platform.machine(),
-    "abiflags": getattr(sys, "abiflags", ""),
-    "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-}))
+# Runs inside the target interpreter (any Python 3), so: standard library only. The running
+# interpreter runs the same function in-process: one code path for both.
+_FACTS = r"""
+import platform, sys, sysconfig
+def interpreter_facts():
+    return {
+        "version": list(sys.version_info[:3]),
+        "implementation": sys.implementation.name,
+        "platform": sysconfig.get_platform(),
+        "libc": list(platform.libc_ver()),
+        "mac": platform.mac_ver()[0],
+        "machine": platform.machine(),
+        "abiflags": getattr(sys, "abiflags", ""),
+        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    }
 """
 
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
@@ -170,20 +172,26 @@ def from_interpreter(python: str) -> Target:
     """Ask another interpreter what it is (a subprocess; never a shell)."""
     try:
         completed = subprocess.run(
-            [python, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
+            [python, "-c", _FACTS + "import json\nprint(json.dumps(interpreter_facts()))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"cannot run --python {python}: {exc}") from exc
     if completed.returncode != 0:
         tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
         raise UsageError(f"--python {python} failed to start: {tail[0]}")
-    return from_facts(json.loads(completed.stdout), python)
+    try:
+        facts = json.loads(completed.stdout)
+    except ValueError:
+        raise UsageError(f"--python {python} did not answer like a Python interpreter") from None
+    return from_facts(facts, python)
 
 
 def current() -> Target:
     """The running interpreter."""
     namespace: dict[str, Any] = {}
-    facts: list[str] = []
-    namespace["print"] = facts.append
-    exec(_PROBE, namespace)  # the same probe, run in-process: one code path for both
-    return from_facts(json.loads(facts[0]), sys.executable)
+    exec(_FACTS, namespace)
+    return from_facts(namespace["interpreter_facts"](), sys.executable)

@@ -11,19 +11,21 @@ from typing import Any
 from ._archs import ArchList, parse_arch_list
 from .detection import Detection
 from .errors import VerificationFailed
-from .install import Runner, run_subprocess
+from .install import DISTRIBUTIONS_SNIPPET, Runner, run_subprocess
 from .policy import Compat, cuda_runs
 from .variants import Variant, format_cuda, parse_cuda
 
 # Runs in the target interpreter. Reads torch/version.py as text first, so a broken or
 # mismatched build still reports what it is; imports torch only when asked to.
-_PROBE = r"""
-import ast, importlib.metadata, importlib.util, json, os, sys
+_PROBE = (
+    DISTRIBUTIONS_SNIPPET
+    + r"""
+import ast, importlib.util, json
 facts = {"version": None, "cuda": None, "hip": None, "import_error": None, "cuda_available": None}
-try:
-    facts["version"] = importlib.metadata.version("torch")
-except importlib.metadata.PackageNotFoundError:
-    print(json.dumps(facts)); sys.exit(0)
+facts["version"] = installed_distributions().get("torch")
+if facts["version"] is None:
+    print(json.dumps(facts))
+    sys.exit(0)
 spec = importlib.util.find_spec("torch")
 for folder in (spec.submodule_search_locations or []) if spec else []:
     path = os.path.join(folder, "version.py")
@@ -62,6 +64,7 @@ if sys.argv[1] == "import" and sys.argv[2] == "gpu" and not facts["import_error"
             facts["kernel_error"] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps(facts))
 """
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,10 @@ def read_torch(
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise VerificationFailed(f"could not inspect torch in {python}: {tail[0]}")
-    facts: dict[str, Any] = json.loads(done.stdout)
+    try:
+        facts: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        raise VerificationFailed(f"{python} did not answer like a Python interpreter") from None
     return facts
 
 
