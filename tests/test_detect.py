@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from torchfit._run import Completed, run_command
 from torchfit.detection import (
-    Completed,
     Detection,
     Gpu,
     Overrides,
@@ -27,7 +27,6 @@ from torchfit.detection import (
     parse_nvidia_smi_query,
     parse_nvml_cuda_version,
     parse_proc_driver_version,
-    run_command,
 )
 
 # The package exports a detect() function under the same name as this module.

@@ -13,12 +13,12 @@ from packaging.utils import canonicalize_name
 
 from . import target as targets
 from ._releases import release_of
+from ._run import Runner, run_reporting
 from .detection import Detection, Overrides, detect
 from .errors import InstallFailed, NoCompatibleWheel, UsageError
 from .index import DEFAULT_INDEX, IndexClient, bundled_snapshots, check_url, default_cache_dir
 from .install import (
     Installer,
-    Runner,
     WheelPin,
     describe_changes,
     ensure_pip,
@@ -26,7 +26,6 @@ from .install import (
     install_command,
     installed_versions,
     run_install,
-    run_subprocess,
 )
 from .policy import Compat, GpuFit, choose_variants, driver_needed
 from .resolve import FAMILY, FamilyRequirement, PageSource, resolve
@@ -281,7 +280,7 @@ def install_plan(
     installer: Installer = "pip",
     extra_args: Sequence[str] = (),
     dry_run: bool = False,
-    run: Runner = run_subprocess,
+    run: Runner = run_reporting,
 ) -> InstallResult:
     """Install exactly the planned wheels into the plan's interpreter, then verify them."""
     python = plan.target.interpreter

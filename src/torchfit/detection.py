@@ -16,9 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._driver import OSES, max_cuda_for_driver, parse_driver_version
+from ._run import Runner, run_command
 
 logger = logging.getLogger(__name__)
 
@@ -36,27 +37,6 @@ _CAPABILITY = re.compile(r"\s*(\d+)\.(\d+)\s*")
 _Errors = tuple[type[BaseException], ...]
 
 
-class Completed(NamedTuple):
-    """What a finished command left behind."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Runner = Callable[[Sequence[str], float], Completed]
-
-
-def run_command(argv: Sequence[str], timeout: float) -> Completed:
-    """Run ``argv`` (no shell) and capture its text output.
-
-    Raises FileNotFoundError when the program is missing, and subprocess.TimeoutExpired
-    (after killing it) when it runs longer than ``timeout`` seconds.
-    """
-    done = subprocess.run(
-        list(argv), capture_output=True, text=True, errors="replace", timeout=timeout, check=False
-    )
-    return Completed(done.returncode, done.stdout, done.stderr)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from packaging.version import Version
 
 from ._driver import min_driver_for_cuda
 from ._releases import release_of
+from ._run import Runner, run_reporting
 from .detection import Detection
-from .install import Runner, run_subprocess
 from .policy import Compat, GpuFit, cuda_runs
 from .target import Target
 from .variants import Variant, format_cuda, parse_cuda
@@ -79,11 +79,11 @@ def diagnose(
     target: Target,
     *,
     compat: Compat = "strict",
-    run: Runner = run_subprocess,
+    run: Runner = run_reporting,
     env: Mapping[str, str] = os.environ,
 ) -> Diagnosis:
     verification = verify(python, detection, compat=compat, run=run)
-    nvcc = run(["nvcc", "--version"])
+    nvcc = run(["nvcc", "--version"], 30)
     toolkit = Toolkit(
         parse_nvcc_version(nvcc.stdout) if nvcc.returncode == 0 else None,
         env.get("CUDA_HOME") or env.get("CUDA_PATH"),

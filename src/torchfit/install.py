@@ -8,33 +8,14 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
+from ._run import Completed, Runner, run_reporting
 from .errors import InstallerMissing, InstallFailed
 
 Installer = Literal["pip", "uv"]
-
-
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Runner = Callable[[Sequence[str]], Completed]
-
-
-def run_subprocess(command: Sequence[str]) -> Completed:
-    """Run a command from an argument list (never a shell), capturing its output."""
-    try:
-        done = subprocess.run(list(command), capture_output=True, text=True, check=False)
-    except OSError as exc:
-        return Completed(127, "", str(exc))
-    return Completed(done.returncode, done.stdout, done.stderr)
 
 
 @dataclass(frozen=True)
@@ -115,12 +96,12 @@ def installed_distributions():
 """
 
 
-def installed_versions(python: str, run: Runner = run_subprocess) -> dict[str, str]:
+def installed_versions(python: str, run: Runner = run_reporting) -> dict[str, str]:
     """Distribution name -> version in the target interpreter (reads metadata only)."""
     script = DISTRIBUTIONS_SNIPPET + "import json\nprint(json.dumps(installed_distributions()))\n"
-    done = run([python, "-c", script])
+    done = run([python, "-c", script], 120)
     if done.returncode != 0:
-        raise InstallerMissing(f"cannot run the target interpreter {python}: {_tail(done)}")
+        raise InstallerMissing(f"cannot run the target interpreter {python}: {done.tail()}")
     try:
         result: dict[str, str] = json.loads(done.stdout)
     except ValueError as exc:
@@ -128,8 +109,8 @@ def installed_versions(python: str, run: Runner = run_subprocess) -> dict[str, s
     return result
 
 
-def ensure_pip(python: str, run: Runner = run_subprocess) -> None:
-    done = run([python, "-m", "pip", "--version"])
+def ensure_pip(python: str, run: Runner = run_reporting) -> None:
+    done = run([python, "-m", "pip", "--version"], 120)
     if done.returncode != 0:
         raise InstallerMissing(
             f"{python} has no pip",
@@ -137,12 +118,12 @@ def ensure_pip(python: str, run: Runner = run_subprocess) -> None:
         )
 
 
-def run_install(command: Sequence[str], run: Runner = run_subprocess) -> Completed:
-    done = run(command)
+def run_install(command: Sequence[str], run: Runner = run_reporting) -> Completed:
+    done = run(command, None)
     if done.returncode != 0:
         raise InstallFailed(
             f"the installer failed (exit {done.returncode}): {shlex.join(command)}",
-            details=tuple(_tail(done, 12).splitlines()),
+            details=tuple(done.tail(12).splitlines()),
         )
     return done
 
@@ -159,8 +140,3 @@ def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]
         if old != new:
             lines.append(f"{name}: {old or '(none)'} -> {new or '(none)'}")
     return lines
-
-
-def _tail(done: Completed, lines: int = 3) -> str:
-    text = (done.stderr or done.stdout).strip().splitlines()
-    return "\n".join(text[-lines:]) if text else "no output"

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._archs import ArchList, parse_arch_list
+from ._run import Runner, run_reporting
 from .detection import Detection
 from .errors import VerificationFailed
-from .install import DISTRIBUTIONS_SNIPPET, Runner, run_subprocess
+from .install import DISTRIBUTIONS_SNIPPET
 from .policy import Compat, cuda_runs
 from .variants import Variant, format_cuda, parse_cuda
 
@@ -114,23 +115,42 @@ def _hint(check: Check) -> str:
         return "run `torchfit install torch`"
     if check.name == "driver":
         return "install a build the driver can run: `torchfit install torch` chooses one"
-    return "reinstall with `torchfit install torch --force-reinstall`, or see `torchfit detect`"
+    return "reinstall with `torchfit install torch -- --force-reinstall`, or see `torchfit doctor`"
 
 
 def read_torch(
-    python: str, *, import_torch: bool, ask_cuda: bool = False, run: Runner = run_subprocess
+    python: str, *, import_torch: bool, ask_cuda: bool = False, run: Runner = run_reporting
 ) -> dict[str, Any]:
-    """The facts the probe script reports from the target interpreter."""
-    mode = ["import" if import_torch else "static", "gpu" if ask_cuda else "nogpu"]
-    done = run([python, "-c", _PROBE, *mode])
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise VerificationFailed(f"could not inspect torch in {python}: {tail[0]}")
-    try:
-        facts: dict[str, Any] = json.loads(done.stdout)
-    except ValueError:
-        raise VerificationFailed(f"{python} did not answer like a Python interpreter") from None
+    """The facts the probe script reports from the target interpreter.
+
+    Reads the installed files first, then (when asked) imports torch in a second run, so a
+    torch whose import crashes or hangs still reports its version and CUDA.
+    """
+    static = _probe(python, ["static", "nogpu"], run, 120)
+    if not import_torch or static["version"] is None:
+        return static
+    done = run([python, "-c", _PROBE, "import", "gpu" if ask_cuda else "nogpu"], 600)
+    facts = _parse(done.stdout) if done.returncode == 0 else None
+    if facts is None:
+        died = f"the interpreter died importing torch (exit {done.returncode}): {done.tail(1)}"
+        return {**static, "import_error": died}
     return facts
+
+
+def _probe(python: str, mode: list[str], run: Runner, timeout: float) -> dict[str, Any]:
+    done = run([python, "-c", _PROBE, *mode], timeout)
+    facts = _parse(done.stdout) if done.returncode == 0 else None
+    if facts is None:
+        raise VerificationFailed(f"could not inspect torch in {python}: {done.tail(1)}")
+    return facts
+
+
+def _parse(stdout: str) -> dict[str, Any] | None:
+    try:
+        facts = json.loads(stdout)
+    except ValueError:
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def verify(
@@ -141,7 +161,7 @@ def verify(
     expected_variant: Variant | None = None,
     compat: Compat = "strict",
     forced: bool = False,
-    run: Runner = run_subprocess,
+    run: Runner = run_reporting,
 ) -> Verification:
     """Check the torch installed in ``python`` against a plan (when given) and the machine.
 
