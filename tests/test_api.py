@@ -10,7 +10,6 @@ def test_public_names_are_locked() -> None:
     assert sorted(torchfit.__all__) == [
         "Check",
         "Detection",
-        "DetectionError",
         "Gpu",
         "IndexFetchError",
         "InstallFailed",

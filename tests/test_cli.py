@@ -117,8 +117,8 @@ def test_dry_run_prints_the_pip_command(capsys: pytest.CaptureFixture[str]) -> N
     )
     assert code == 0
     command = out.splitlines()[-1]
-    assert command.startswith(f"would run: {sys.executable} -m pip install torch @ https://")
-    assert command.endswith("numpy<2 --no-cache-dir")
+    assert command.startswith(f"would run: {sys.executable} -m pip install 'torch @ https://")
+    assert command.endswith("'numpy<2' --no-cache-dir")
 
 
 def fake_nvidia_smi(folder: Path, output: str) -> None:
@@ -170,3 +170,38 @@ def test_offline_plans_say_they_rest_on_snapshots(capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "plan", "torch==2.99.0", "--cuda", "12.8", *OFFLINE)
     assert code == 1
     assert "the bundled snapshots may not list every build: drop --offline" in err
+
+
+def test_markers_on_torch_family_requirements_are_evaluated_for_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "plan",
+        "torch==1.7.1; python_version < '3'",
+        "torch==1.6.0",
+        "--cuda",
+        "10.2",
+        *OFFLINE,
+        "--json",
+    )
+    assert code == 0
+    assert [p["version"] for p in json.loads(out)["packages"]] == ["1.6.0"]
+
+
+def test_empty_flag_values_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "plan", "torch", "--pytorch-index", "", *OFFLINE)
+    assert code == 2 and err.startswith("error: an empty value")
+    # An empty environment variable is simply unset.
+    env = {"TORCHFIT_CUDA": "", "TORCHFIT_CACHE_DIR": os.devnull}
+    code, out, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE, "--json", env=env)
+    assert code == 0 and json.loads(out)["variant"] == "cpu"
+
+
+def test_python_that_is_not_python(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho '{}'\n")
+    fake.chmod(0o755)
+    code, _, err = run(capsys, "plan", "torch", "--python", str(fake), "--offline")
+    assert code == 2
+    assert "did not answer like a Python interpreter" in err

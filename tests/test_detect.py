@@ -601,7 +601,8 @@ def test_override_cuda_wins_over_driver() -> None:
 def test_override_driver_older_than_the_table() -> None:
     found = detect(Overrides(driver="340.108"), nvml=MustNotLoad(), run=must_not_run, os="linux")
     assert (found.source, found.driver_version, found.max_cuda) == ("override", "340.108", None)
-    assert not found.has_nvidia and not found.suspected_gpu
+    # A driver is known, so an NVIDIA GPU is there, even if no CUDA release fits it.
+    assert found.has_nvidia and not found.suspected_gpu
     assert found.trace[0].outcome == "driver 340.108, older than every CUDA toolkit in the table"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import FakeGpu, isolated_env, make_venv, standin_torch
+from support import FakeGpu, build_wheel, isolated_env, make_venv, standin_torch
 
 pytestmark = [
     pytest.mark.integration,
@@ -132,3 +132,30 @@ def test_cpu_build_on_a_gpu_machine(tmp_path: Path) -> None:
         "problem: torch 2.5.1+cpu is a CPU build, but this machine has an NVIDIA GPU" in done.stdout
     )
     assert "  fix: torchfit install torch==2.5.1" in done.stdout
+
+
+def test_a_torch_whose_import_crashes_still_reports_what_it_is(tmp_path: Path) -> None:
+    env = machine(tmp_path, "550.54.14, NVIDIA GeForce RTX 3090, 8.6\n")
+    python = make_venv(tmp_path / "venv")
+    wheel = build_wheel(
+        tmp_path,
+        "torch",
+        "2.5.1+cu124",
+        files={
+            "torch/__init__.py": "import os\nos.abort()\n",
+            "torch/version.py": "__version__ = '2.5.1+cu124'\ncuda = '12.4'\n",
+        },
+    )
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        env=isolated_env(),
+    )
+    done = torchfit("doctor", "--python", str(python), "--json", env=env)
+    assert done.returncode == 1
+    torch = json.loads(done.stdout)["torch"]
+    assert (torch["torch_version"], torch["torch_cuda"]) == ("2.5.1+cu124", "12.4")
+    checks = {c["name"]: c for c in torch["checks"]}
+    assert checks["import"]["status"] == "fail"
+    assert "the interpreter died importing torch" in checks["import"]["detail"]

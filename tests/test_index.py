@@ -145,3 +145,34 @@ def test_plain_http_elsewhere_is_refused_unless_trusted() -> None:
     check_url("http://mirror.example.org/whl", trusted_hosts=["mirror.example.org"])
     with pytest.raises(UsageError):
         IndexClient("http://mirror.example.org/whl")
+
+
+def test_a_redirect_to_an_untrusted_plain_http_host_is_refused(tmp_path: Path) -> None:
+    # 192.0.2.0/24 is TEST-NET-1: the request is refused before anything is sent there.
+    away = {"location": "http://192.0.2.2/whl/cu101/torch/"}
+    routes = {"/whl/cu101/torch/": Response(302, away, b"")}
+    with serve_directory(tmp_path, routes) as server:
+        client = IndexClient(f"{server.url}/whl")
+        with (
+            client,
+            pytest.raises(IndexFetchError, match=r"refusing plain http:// for 192\.0\.2\.2"),
+        ):
+            client.links("torch", CU101)
+
+
+@pytest.mark.parametrize(
+    "body", ['{"files": 3}', '{"files": [{"url": "t.whl", "hashes": ["x"]}]}', "not json"]
+)
+def test_malformed_json_pages_are_index_errors(body: str) -> None:
+    from torchfit._simple import parse_json_page
+
+    with pytest.raises(IndexFetchError, match="malformed PEP 691"):
+        parse_json_page(body, "https://example.org/whl/cpu/torch/")
+
+
+@pytest.mark.parametrize(
+    "url", ["https:///whl", "https://[::1/whl", "https://example.org:99999/whl", "file:///whl"]
+)
+def test_broken_urls_are_usage_errors(url: str) -> None:
+    with pytest.raises(UsageError):
+        check_url(url)

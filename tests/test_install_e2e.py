@@ -342,3 +342,25 @@ def test_install_into_an_older_python(index: IndexServer, tmp_path: Path) -> Non
     assert result["plan"]["target"]["python_version"] in ("3.6", "3.7", "3.8")
     assert result["verification"]["ok"] is True
     assert "torch: (none) -> 1.7.1+cu101" in result["changes"]
+
+
+def test_explicit_cpu_on_a_gpu_machine_installs_and_verifies(
+    index: IndexServer, venv: Path
+) -> None:
+    done = torchfit(
+        "install",
+        "torch==1.7.1",
+        "--variant",
+        "cpu",
+        "--cuda",
+        "10.1",
+        "--python",
+        str(venv),
+        "--pytorch-index",
+        f"{index.url}/whl",
+        "--json",
+    )
+    assert done.returncode == 0, done.stdout
+    checks = {c["name"]: c for c in json.loads(done.stdout)["verification"]["checks"]}
+    assert checks["driver"]["status"] == "pass"
+    assert checks["driver"]["detail"] == "a cpu build, as asked for"

@@ -11,7 +11,6 @@ from ._api import detect, install, plan, verify
 from ._core import InstallResult, Plan, PlannedWheel, Settings
 from .detection import Detection, Gpu, Overrides, Probe
 from .errors import (
-    DetectionError,
     IndexFetchError,
     InstallerMissing,
     InstallFailed,
@@ -27,7 +26,6 @@ from .verify import Check, Verification
 __all__ = [
     "Check",
     "Detection",
-    "DetectionError",
     "Gpu",
     "IndexFetchError",
     "InstallFailed",

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -110,7 +111,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     def pick(flag: str | None, name: str) -> str | None:
-        return flag if flag is not None else (env.get(name) or None)
+        # An empty flag is a mistake worth saying; an empty variable means "unset".
+        if flag is not None and not flag.strip():
+            raise UsageError(f"an empty value was given where {name} could be", hint="drop it")
+        return flag if flag is not None else (env.get(name, "").strip() or None)
 
     cuda_text, driver = pick(args.cuda, "TORCHFIT_CUDA"), pick(args.driver, "TORCHFIT_DRIVER")
     if driver is not None and parse_driver_version(driver) is None:
@@ -209,7 +213,7 @@ def _doctor_text(diagnosis: Diagnosis) -> list[str]:
 def _install_text(result: InstallResult) -> list[str]:
     lines = _plan_text(result.plan)
     if result.verification is None:
-        return [*lines, "would run: " + " ".join(result.command)]
+        return [*lines, "would run: " + shlex.join(result.command)]
     lines += ["changed:"] + [f"  {c}" for c in result.changes or ["nothing"]]
     return lines + _verification_text(result.verification)
 
@@ -305,4 +309,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], extra: list[str]) -> 
 
 
 def entrypoint() -> NoReturn:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `torchfit doctor --json | head`: the reader left, not a failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

@@ -15,7 +15,7 @@ from . import target as targets
 from ._releases import release_of
 from ._run import Runner, run_reporting
 from .detection import Detection, Overrides, detect
-from .errors import InstallFailed, NoCompatibleWheel, UsageError
+from .errors import IndexFetchError, InstallFailed, NoCompatibleWheel, UsageError
 from .index import DEFAULT_INDEX, IndexClient, bundled_snapshots, check_url, default_cache_dir
 from .install import (
     Installer,
@@ -96,8 +96,13 @@ class Settings:
     platforms: tuple[str, ...] = ()
 
 
-def split_requirements(requirements: Sequence[str]) -> tuple[list[FamilyRequirement], list[str]]:
-    """Torch-family requirements for the resolver; everything else goes to pip as written."""
+def split_requirements(
+    requirements: Sequence[str], target: Target
+) -> tuple[list[FamilyRequirement], list[str]]:
+    """Torch-family requirements for the resolver; everything else goes to pip as written.
+
+    A torch-family requirement whose marker does not hold for the target is dropped.
+    """
     family, others = [], []
     for text in requirements:
         try:
@@ -113,13 +118,23 @@ def split_requirements(requirements: Sequence[str]) -> tuple[list[FamilyRequirem
                 f"{text!r}: torchfit chooses the file for {name} itself",
                 hint=f"write a version requirement such as {name}==X.Y.Z",
             )
-        else:
+        elif _marker_holds(requirement, target):
             family.append(FamilyRequirement(name, requirement.specifier, "user"))
     if not family:
         raise UsageError(
-            "no torch-family requirement given", hint="e.g. torchfit plan torch==2.8.0 torchvision"
+            "no torch-family requirement given (or none whose marker holds for this target)",
+            hint="e.g. torchfit plan torch==2.8.0 torchvision",
         )
     return family, others
+
+
+def _marker_holds(requirement: Requirement, target: Target) -> bool:
+    if requirement.marker is None:
+        return True
+    try:
+        return requirement.marker.evaluate(target.marker_environment())
+    except Exception as exc:  # packaging raises several types for markers it cannot evaluate
+        raise UsageError(f"cannot evaluate the marker of {str(requirement)!r}: {exc}") from None
 
 
 def resolve_target(settings: Settings) -> Target:
@@ -139,8 +154,8 @@ def make_plan(
     detection: Detection | None = None,
     source: PageSource | None = None,
 ) -> Plan:
-    family, others = split_requirements(requirements)
     target = resolve_target(settings)
+    family, others = split_requirements(requirements, target)
     if detection is None:
         detection = detect(settings.overrides, os=target.os)
     choice = choose_variants(
@@ -159,14 +174,15 @@ def make_plan(
     )
     try:
         # --force means "I know better": no kernel check either.
-        gpu_fit = GpuFit() if settings.force else GpuFit.for_machine(detection, target)
+        gpu_fit = (
+            GpuFit() if settings.force else GpuFit.for_machine(detection, target, choice.variants)
+        )
         resolution = resolve(
             family, source=client, target=target, variants=choice.variants, gpu_fit=gpu_fit
         )
     except NoCompatibleWheel as exc:
         error = _explain_no_wheel(exc, family, detection, choice.explicit)
-        stale = _snapshot_warning(client)
-        if stale:
+        if _snapshot_warning(client):
             offline = (
                 "the bundled snapshots may not list every build: drop --offline to ask the index"
             )
@@ -177,7 +193,7 @@ def make_plan(
             client.close()
     packages = []
     for candidate in resolution.candidates:
-        check_url(candidate.link.url, settings.trusted_hosts)
+        check_url(candidate.link.url, settings.trusted_hosts, error=IndexFetchError)
         packages.append(
             PlannedWheel(
                 candidate.name,

@@ -110,22 +110,31 @@ def parse_json_page(text: str, page_url: str) -> list[Link]:
         files = json.loads(text)["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexFetchError(f"malformed PEP 691 page at {page_url}: {exc}") from exc
+    if not isinstance(files, list):
+        raise IndexFetchError(f"malformed PEP 691 page at {page_url}: 'files' is not a list")
     links = []
     for entry in files:
-        if not isinstance(entry, dict) or "url" not in entry:
-            continue
-        hashes = entry.get("hashes") or {}
-        metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
-        if isinstance(metadata, dict):
-            metadata = metadata.get("sha256", True)
-        link = _make_link(
-            entry["url"],
-            page_url,
-            sha256=hashes.get("sha256", "").lower() or None,
-            requires_python=entry.get("requires-python"),
-            yanked=bool(entry.get("yanked")),
-            metadata=metadata if isinstance(metadata, (str, bool)) else None,
-        )
+        try:
+            link = _json_link(entry, page_url)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise IndexFetchError(f"malformed PEP 691 entry at {page_url}: {exc}") from exc
         if link is not None:
             links.append(link)
     return links
+
+
+def _json_link(entry: Any, page_url: str) -> Link | None:
+    if not isinstance(entry, dict) or "url" not in entry:
+        return None
+    hashes = entry.get("hashes") or {}
+    metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
+    if isinstance(metadata, dict):
+        metadata = metadata.get("sha256", True)
+    return _make_link(
+        entry["url"],
+        page_url,
+        sha256=str(hashes.get("sha256", "")).lower() or None,
+        requires_python=entry.get("requires-python"),
+        yanked=bool(entry.get("yanked")),
+        metadata=metadata if isinstance(metadata, (str, bool)) else None,
+    )

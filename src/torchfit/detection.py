@@ -37,8 +37,6 @@ _CAPABILITY = re.compile(r"\s*(\d+)\.(\d+)\s*")
 _Errors = tuple[type[BaseException], ...]
 
 
-
-
 @dataclass(frozen=True)
 class Gpu:
     """One GPU; ``compute_capability`` is None when the source cannot tell (old drivers)."""
@@ -86,7 +84,8 @@ class Detection:
 
     @property
     def has_nvidia(self) -> bool:
-        return self.max_cuda is not None
+        # A driver older than every known CUDA release still means an NVIDIA GPU is there.
+        return self.max_cuda is not None or self.driver_version is not None
 
     def to_json(self) -> dict[str, Any]:
         return {

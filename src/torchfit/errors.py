@@ -33,10 +33,6 @@ class UsageError(TorchfitError, ValueError):
     """Malformed user input: a flag, an environment variable, a requirement."""
 
 
-class DetectionError(TorchfitError):
-    """A probe could not be run at all (not: "no GPU", which is a normal answer)."""
-
-
 class IndexFetchError(TorchfitError):
     """An index page could not be fetched or parsed."""
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from ._simple import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
-from .errors import IndexFetchError, UsageError
+from .errors import IndexFetchError, TorchfitError, UsageError
 from .variants import Variant
 
 if TYPE_CHECKING:  # httpx is imported on first use: offline runs never pay for it
@@ -71,22 +71,27 @@ def bundled_snapshots() -> Path | None:
     return None
 
 
-def check_url(url: str, trusted_hosts: Iterable[str] = ()) -> None:
-    """Refuse plain http:// unless the host is loopback or trusted (as pip's --trusted-host)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" or parts.scheme == "file":
-        return
-    if parts.scheme != "http":
-        raise UsageError(f"unsupported URL scheme in {url!r}", hint="use an https:// URL")
-    host = parts.hostname or ""
-    if host in set(trusted_hosts) or host == "localhost":
+def check_url(
+    url: str, trusted_hosts: Iterable[str] = (), *, error: type[TorchfitError] = UsageError
+) -> None:
+    """Refuse anything but https://, and plain http:// unless the host is loopback or trusted
+    (pip's --trusted-host: a host, or host:port). ``error`` is what a refusal raises."""
+    try:
+        parts = urlsplit(url)
+        host, netloc = parts.hostname or "", parts.netloc
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:
+        raise error(f"invalid URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise error(f"not an http(s) URL with a host: {url!r}", hint="use an https:// URL")
+    if parts.scheme == "https" or host == "localhost" or {host, netloc} & set(trusted_hosts):
         return
     try:
         if ipaddress.ip_address(host).is_loopback:
             return
     except ValueError:
         pass
-    raise UsageError(
+    raise error(
         f"refusing plain http:// for {host}: {url}",
         hint=f"use https://, or pass --trusted-host {host} if you trust this network",
     )
@@ -163,7 +168,9 @@ class IndexClient:
         if self.offline:
             if cached is not None:
                 self.records.append(PageRecord(url, "cache (offline)", cached.get("fetched")))
-                return self._parse(cached["body"], cached.get("content_type", ""), url)
+                return self._parse(
+                    cached["body"], cached.get("content_type", ""), cached.get("final_url", url)
+                )
             return self._from_snapshot(url, project, variant)
         return self._fetch_page(url, cached)
 
@@ -176,7 +183,9 @@ class IndexClient:
         response = self._get(url, headers)
         if response.status_code == 304 and cached is not None:
             self.records.append(PageRecord(url, "cache (revalidated)", cached.get("fetched")))
-            return self._parse(cached["body"], cached.get("content_type", ""), url)
+            return self._parse(
+                cached["body"], cached.get("content_type", ""), cached.get("final_url", url)
+            )
         if response.status_code == 404:
             self.records.append(PageRecord(url, "absent"))
             return []
@@ -230,7 +239,11 @@ class IndexClient:
     # -- metadata ----------------------------------------------------------
 
     def metadata(self, link: Link) -> bytes | None:
-        """The METADATA of a wheel: PEP 658 sidecar, else read from the wheel; None offline."""
+        """The METADATA of a wheel: PEP 658 sidecar, else read from the wheel.
+
+        None when there is nothing to read (offline, or the index lists a file it does not
+        serve); raises IndexFetchError for anything worse, a hash mismatch above all.
+        """
         key = self._cache_path("metadata", link.url)
         if key is not None and key.is_file():
             return key.read_bytes()
@@ -245,14 +258,22 @@ class IndexClient:
                     raise IndexFetchError(f"metadata of {link.filename} does not match its hash")
         if data is None:
             data = self._metadata_from_wheel(link)
+        if data is None:
+            return None
         if key is not None:
-            key.parent.mkdir(parents=True, exist_ok=True)
-            key.write_bytes(data)
+            try:
+                key.parent.mkdir(parents=True, exist_ok=True)
+                key.write_bytes(data)
+            except OSError as exc:
+                log.warning("could not write the cache at %s: %s", key, exc)
         return data
 
-    def _metadata_from_wheel(self, link: Link) -> bytes:
-        check_url(link.url, self.trusted_hosts)
+    def _metadata_from_wheel(self, link: Link) -> bytes | None:
+        check_url(link.url, self.trusted_hosts, error=IndexFetchError)
         response = self._get(link.url, {})
+        if response.status_code in (404, 410):
+            log.warning("%s is listed but not served (HTTP %s)", link.url, response.status_code)
+            return None
         if response.status_code != 200:
             raise IndexFetchError(
                 f"could not download {link.filename}: HTTP {response.status_code}"
@@ -276,12 +297,19 @@ class IndexClient:
             if self._client is None:
                 # trust_env (the default) honours HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE.
                 self._client = httpx.Client(
+                    # Checked before each request is sent, redirects included.
+                    event_hooks={"request": [self._check_request]},
                     timeout=httpx.Timeout(30.0, connect=10.0),
                     follow_redirects=True,
+                    # Connection failures are retried here; 5xx answers in _get.
                     transport=httpx.HTTPTransport(retries=self.retries),
                     headers={"User-Agent": f"torchfit/{__version__}"},
                 )
             return self._client
+
+    def _check_request(self, request: httpx.Request) -> None:
+        # A redirect must not lead where plain http would be refused.
+        check_url(str(request.url), self.trusted_hosts, error=IndexFetchError)
 
     def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
         import httpx
@@ -290,13 +318,11 @@ class IndexClient:
         for attempt in range(self.retries + 1):
             try:
                 response = client.get(url, headers=headers)
-            except httpx.HTTPError as exc:
-                if attempt == self.retries:
-                    raise IndexFetchError(
-                        f"could not reach {url}: {exc}",
-                        hint="check the network or proxy settings, or use --offline",
-                    ) from exc
-                continue
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise IndexFetchError(
+                    f"could not reach {url}: {exc}",
+                    hint="check the network or proxy settings, or use --offline",
+                ) from exc
             if response.status_code not in _RETRY_STATUSES or attempt == self.retries:
                 return response
             time.sleep(0.2 * (attempt + 1))
@@ -325,6 +351,7 @@ class IndexClient:
             return
         entry = {
             "url": url,
+            "final_url": str(response.url),
             "etag": response.headers.get("etag"),
             "last_modified": response.headers.get("last-modified"),
             "content_type": content_type,

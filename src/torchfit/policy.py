@@ -87,7 +87,12 @@ def choose_variants(
                 hint="pass --cuda X.Y (the driver's maximum CUDA) or --variant cpu",
             )
         return Choice((Variant("cpu"),), ("no NVIDIA GPU found: CPU wheels",))
-    assert detection.max_cuda is not None
+    if detection.max_cuda is None:
+        raise NoCompatibleWheel(
+            f"NVIDIA driver {detection.driver_version} is older than every CUDA release"
+            " torchfit knows",
+            hint="update the NVIDIA driver, or pass --variant cpu to install CPU wheels",
+        )
     runnable = tuple(v for v in candidates if cuda_runs(v, detection, compat))
     limit = format_cuda(detection.max_cuda)
     if not runnable:
@@ -150,15 +155,18 @@ class GpuFit:
 
     gpus: tuple[tuple[str, tuple[int, int]], ...] = ()
     platform: str | None = None
+    runnable: tuple[Variant, ...] = ()  # what the driver can run: hints name only these
 
     @classmethod
-    def for_machine(cls, detection: Detection, target: Target) -> GpuFit:
+    def for_machine(
+        cls, detection: Detection, target: Target, runnable: tuple[Variant, ...] = ()
+    ) -> GpuFit:
         gpus = tuple(
             (gpu.name or f"GPU {i}", gpu.compute_capability)
             for i, gpu in enumerate(detection.gpus)
             if gpu.compute_capability is not None
         )
-        return cls(gpus, arch_platform(target))
+        return cls(gpus, arch_platform(target), runnable)
 
     def judge(self, version: Version, variant: Variant) -> bool | None:
         """True: serves every GPU; False: misses one; None: unknown, or nothing to check."""
@@ -197,7 +205,7 @@ class GpuFit:
                 continue
             hints.append(self._serving_hint(_label(name, cc), cc, versions[0]))
         return NoCompatibleWheel(
-            f"no build the driver can run has kernels for {', '.join(missing)} (tried {tried})",
+            f"no candidate build has kernels for {', '.join(missing)} (tried {tried})",
             hint="; ".join(hints) or "pass --gpu-arch to correct the GPU list, or --variant cpu",
         )
 
@@ -209,7 +217,8 @@ class GpuFit:
             (
                 variant
                 for variant in map(Variant.parse, release.variants if release else ())
-                if (kernels := arch_list(str(version), variant, self.platform))
+                if variant in self.runnable
+                and (kernels := arch_list(str(version), variant, self.platform))
                 and kernels.serves(cc)
             ),
             key=Variant.sort_key,
@@ -219,11 +228,15 @@ class GpuFit:
             tags = " or ".join(v.tag for v in same)
             return f"torch {version} with {tags} serves {label} (--variant {same[0].tag})"
         serving = min_torch_for(cc, self.platform)
-        if not serving:
-            return f"no known torch build serves {label}"
-        first = serving[0][0]
-        tags = " or ".join(sorted({t for m, t in serving if m == first}))
-        return f"{label} needs torch >= {first} with {tags}"
+        runnable = [(m, t) for m, t in serving if Variant.parse(t) in self.runnable]
+        if runnable:
+            first = runnable[0][0]
+            tags = " or ".join(sorted({t for m, t in runnable if m == first}))
+            return f"{label} needs torch >= {first} with {tags}"
+        if serving:
+            first, tag = serving[0]
+            return f"{label} needs torch >= {first} with {tag}, which needs a newer NVIDIA driver"
+        return f"no known torch build serves {label}"
 
     def _kernels(self, version: Version, variant: Variant) -> tuple[ArchList, str | None] | None:
         """The build's kernel list, and the release it was assumed from when it has none."""
@@ -244,13 +257,17 @@ class GpuFit:
             if sibling.cuda is None or variant.cuda is None or sibling.cuda[0] != variant.cuda[0]:
                 continue
             known = arch_list(str(version), sibling, self.platform)
-            if known is not None and sibling != variant:
-                kernels = ArchList(
-                    tuple(a for a in kernels.sass if a in known.sass),
-                    tuple(a for a in kernels.ptx if a in known.ptx),
-                    source=kernels.source,
-                )
-                assumed += f" narrowed by {version.base_version} {sibling.tag}'s"
+            if known is not None and known.sass and sibling != variant:
+                # Only what a release dropped at the old end carries over: a sibling built
+                # with an older toolkit lacks new archs for want of a compiler, not by choice.
+                oldest = min(known.sass)
+                if any(a < oldest for a in kernels.sass):
+                    kernels = ArchList(
+                        tuple(a for a in kernels.sass if a >= oldest),
+                        tuple(a for a in kernels.ptx if a >= oldest),
+                        source=kernels.source,
+                    )
+                    assumed += f", without what {version.base_version} {sibling.tag} dropped"
         return kernels, assumed
 
 

@@ -16,7 +16,7 @@ from email.parser import BytesParser
 from typing import Protocol, Union
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
@@ -24,7 +24,7 @@ from resolvelib.resolvers import RequirementInformation
 
 from ._releases import RELEASES, companion_pin, release_of
 from ._simple import Link
-from .errors import IndexFetchError, NoCompatibleWheel, ResolutionConflict
+from .errors import NoCompatibleWheel, ResolutionConflict
 from .policy import GpuFit
 from .target import Target
 from .variants import Variant
@@ -97,6 +97,14 @@ def _is_exact(specifier: SpecifierSet) -> Version | None:
             except InvalidVersion:
                 return None
     return None
+
+
+def _python_fits(requires_python: str, python: str) -> bool:
+    try:
+        return SpecifierSet(requires_python).contains(python, prereleases=True)
+    except InvalidSpecifier:
+        log.debug("ignoring unparsable Requires-Python %r", requires_python)
+        return True  # as pip does: a broken constraint is no constraint
 
 
 def _known_versions(project: str, variant: Variant) -> list[Version]:
@@ -300,8 +308,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return None
         if self.target.tag_rank(wheel_tags) is None:
             return None
-        if link.requires_python and not SpecifierSet(link.requires_python).contains(
-            self.target.python_full_version, prereleases=True
+        if link.requires_python and not _python_fits(
+            link.requires_python, self.target.python_full_version
         ):
             return None
         fit = self.gpu_fit.judge(version, variant) if project == "torch" else None
@@ -314,11 +322,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if candidate.name == "torch":
             return []  # torch's own dependencies are not torch-family: pip takes them from PyPI
         origin = f"{candidate.name} {candidate.version}"
-        try:
-            metadata = self.source.metadata(candidate.link)
-        except IndexFetchError as exc:
-            log.warning("%s: %s; using the release table instead", origin, exc.message)
-            metadata = None
+        metadata = self.source.metadata(candidate.link)
         if metadata is None:
             pin = companion_pin(candidate.name, str(candidate.version))
             if pin is None:
@@ -332,15 +336,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
 
     def _requires_family(self, metadata: bytes, origin: str) -> Iterator[FamilyRequirement]:
         message = BytesParser().parsebytes(metadata, headersonly=True)
-        environment = {
-            "python_version": "{}.{}".format(*self.target.python_version),
-            "python_full_version": self.target.python_full_version,
-            "sys_platform": {"windows": "win32", "macos": "darwin"}.get(self.target.os, "linux"),
-            "platform_system": {"windows": "Windows", "macos": "Darwin"}.get(
-                self.target.os, "Linux"
-            ),
-            "extra": "",
-        }
+        environment = self.target.marker_environment()
         for line in message.get_all("Requires-Dist") or []:
             try:
                 requirement = Requirement(line)
@@ -353,10 +349,6 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             if requirement.marker and not requirement.marker.evaluate(environment):
                 continue
             yield FamilyRequirement(name, requirement.specifier, origin)
-
-
-class _Reporter(BaseReporter):  # type: ignore[type-arg]
-    pass
 
 
 @dataclass(frozen=True)
@@ -380,7 +372,7 @@ def resolve(
     ``variants``, and ResolutionConflict when the requirements contradict each other.
     """
     provider = Provider(source, target, variants, gpu_fit)
-    resolver: Resolver[Req, Cand, str] = Resolver(provider, _Reporter())
+    resolver: Resolver[Req, Cand, str] = Resolver(provider, BaseReporter())
     try:
         result = resolver.resolve(requirements, max_rounds=500)
     except ResolutionImpossible as exc:

@@ -71,12 +71,35 @@ class Target:
             object.__setattr__(self, "_rank_cache", cached)
         return cached
 
+    def marker_environment(self) -> dict[str, str]:
+        """The PEP 508 marker values that tell targets apart (no extras requested)."""
+        return {
+            "python_version": "{}.{}".format(*self.python_version),
+            "python_full_version": self.python_full_version,
+            "sys_platform": {"windows": "win32", "macos": "darwin"}.get(self.os, "linux"),
+            "platform_system": {"windows": "Windows", "macos": "Darwin"}.get(self.os, "Linux"),
+            "os_name": "nt" if self.os == "windows" else "posix",
+            "platform_machine": _machine(self.platforms[0] if self.platforms else ""),
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "extra": "",
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "python_version": f"{self.python_version[0]}.{self.python_version[1]}",
             "platforms": list(self.platforms[:3]) + (["..."] if len(self.platforms) > 3 else []),
             "interpreter": self.interpreter,
         }
+
+
+def _machine(platform: str) -> str:
+    """platform.machine() as such a system reports it, from a platform tag."""
+    if platform.endswith("amd64"):
+        return "AMD64"
+    if platform.endswith("x86_64"):
+        return "x86_64"
+    return platform.rsplit("_", 1)[-1]
 
 
 def expand_platform(platform: str) -> list[str]:
@@ -150,10 +173,6 @@ def from_facts(facts: dict[str, Any], interpreter: str | None) -> Target:
         mac_major = int(mac[0])
         mac_minor = int(mac[1]) if mac_major == 10 and len(mac) > 1 else 0
         platform = f"macosx_{mac_major}_{mac_minor}_{facts['machine']}"
-    elif platform == "win_amd64" or platform.startswith("win"):
-        platform = {"win32": "win32", "win_amd64": "win_amd64", "win_arm64": "win_arm64"}.get(
-            platform, platform
-        )
     platforms = expand_platform(platform)
     abi = None
     if facts["implementation"] == "cpython":
@@ -184,10 +203,9 @@ def from_interpreter(python: str) -> Target:
         tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
         raise UsageError(f"--python {python} failed to start: {tail[0]}")
     try:
-        facts = json.loads(completed.stdout)
-    except ValueError:
+        return from_facts(json.loads(completed.stdout), python)
+    except (ValueError, KeyError, TypeError, IndexError):
         raise UsageError(f"--python {python} did not answer like a Python interpreter") from None
-    return from_facts(facts, python)
 
 
 def current() -> Target:

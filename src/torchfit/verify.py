@@ -190,7 +190,7 @@ def verify(
     if forced:
         checks.append(Check("driver", "skipped", "--force: the driver check was waived"))
     else:
-        checks.append(_driver_check(cuda, detection, compat))
+        checks.append(_driver_check(cuda, detection, compat, expected_variant))
     checks += _gpu_checks(facts, detection, gpu_present)
     return Verification(python, version, cuda, tuple(checks), facts)
 
@@ -256,8 +256,12 @@ def _gpu_checks(facts: dict[str, Any], detection: Detection, gpu_present: bool) 
     return checks
 
 
-def _driver_check(cuda: str | None, detection: Detection, compat: Compat) -> Check:
+def _driver_check(
+    cuda: str | None, detection: Detection, compat: Compat, expected: Variant | None
+) -> Check:
     if cuda is None:
+        if expected is not None and expected.kind != "cuda":
+            return Check("driver", "pass", f"a {expected.tag} build, as asked for")
         if detection.has_nvidia:
             return Check(
                 "driver", "fail", "a CPU build is installed on a machine with an NVIDIA GPU"
