@@ -55,6 +55,15 @@ QUESTIONS = {
         "--platform",
         "manylinux_2_28_x86_64",
     ],
+    "unpinned, no GPU (cpu page)": [
+        "torch",
+        "--variant",
+        "cpu",
+        "--python-version",
+        "3.12",
+        "--platform",
+        "manylinux_2_28_x86_64",
+    ],
     "unpinned, CUDA 13.0": [
         "torch",
         "--cuda",
