@@ -64,6 +64,11 @@ def torchfit(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
+def install(index: IndexServer, venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`torchfit install … --python VENV --pytorch-index <the loopback index>`."""
+    return torchfit("install", *args, "--python", str(venv), "--pytorch-index", f"{index.url}/whl")
+
+
 def installed_cuda(python: Path) -> str | None:
     script = "import json, torch.version as v; print(json.dumps(v.cuda))"
     done = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True)
@@ -100,15 +105,12 @@ def venv(tmp_path: Path) -> Path:
 
 
 def test_install_cuda_101_build_and_verify(index: IndexServer, venv: Path) -> None:
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "--cuda",
         "10.1",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
         "--json",
     )
     assert done.returncode == 0, done.stderr
@@ -120,15 +122,12 @@ def test_install_cuda_101_build_and_verify(index: IndexServer, venv: Path) -> No
 
 
 def test_unlabeled_wheel_takes_its_folder_variant(index: IndexServer, venv: Path) -> None:
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "--cuda",
         "10.2",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
     )
     assert done.returncode == 0, done.stderr
     assert "variant cu102" in done.stdout
@@ -137,15 +136,12 @@ def test_unlabeled_wheel_takes_its_folder_variant(index: IndexServer, venv: Path
 
 def test_companion_pins_torch_from_wheel_metadata(index: IndexServer, venv: Path) -> None:
     before = len(index.requests)
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torchvision==0.8.2",
         "--cuda",
         "10.1",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
         "--json",
     )
     assert done.returncode == 0, done.stderr
@@ -198,15 +194,12 @@ def test_pinned_torch_on_a_known_driver_asks_one_page(index: IndexServer) -> Non
 def test_a_build_that_lies_about_its_cuda_fails_verification(
     index: IndexServer, venv: Path
 ) -> None:
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "--cuda",
         "11.0",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
     )
     assert done.returncode == 1
     assert "expected torch.version.cuda = 11.0, found 10.2" in done.stdout
@@ -215,15 +208,12 @@ def test_a_build_that_lies_about_its_cuda_fails_verification(
 
 
 def test_hash_mismatch_installs_nothing(index: IndexServer, venv: Path) -> None:
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "--variant",
         "cu92",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: the installer failed")
@@ -245,15 +235,12 @@ def test_a_decoy_index_cannot_win(index: IndexServer, venv: Path, tmp_path: Path
         f'<a href="{quote(decoy.name)}">{decoy.name}</a>\n'
     )
     with serve_directory(decoy_root) as other:
-        done = torchfit(
-            "install",
+        done = install(
+            index,
+            venv,
             "torch==1.7.1",
             "--cuda",
             "10.1",
-            "--python",
-            str(venv),
-            "--pytorch-index",
-            f"{index.url}/whl",
             "--",
             "--index-url",
             f"{other.url}/simple",
@@ -268,16 +255,13 @@ def test_a_decoy_index_cannot_win(index: IndexServer, venv: Path, tmp_path: Path
 def test_install_with_uv(index: IndexServer, venv: Path) -> None:
     if shutil.which("uv") is None:
         pytest.skip("uv is not installed")
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "torchvision",
         "--cuda",
         "10.1",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
         "--installer",
         "uv",
     )
@@ -326,15 +310,12 @@ def test_install_into_an_older_python(index: IndexServer, tmp_path: Path) -> Non
     if other is None:
         pytest.skip("no CPython 3.6, 3.7 or 3.8 runs on this machine")
     venv = make_venv(tmp_path / "old", other)
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "--cuda",
         "10.1",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
         "--json",
     )
     assert done.returncode == 0, done.stderr
@@ -347,17 +328,14 @@ def test_install_into_an_older_python(index: IndexServer, tmp_path: Path) -> Non
 def test_explicit_cpu_on_a_gpu_machine_installs_and_verifies(
     index: IndexServer, venv: Path
 ) -> None:
-    done = torchfit(
-        "install",
+    done = install(
+        index,
+        venv,
         "torch==1.7.1",
         "--variant",
         "cpu",
         "--cuda",
         "10.1",
-        "--python",
-        str(venv),
-        "--pytorch-index",
-        f"{index.url}/whl",
         "--json",
     )
     assert done.returncode == 0, done.stdout
