@@ -66,7 +66,8 @@ def torchfit(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def install(index: IndexServer, venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`torchfit install … --python VENV --pytorch-index <the loopback index>`."""
-    return torchfit("install", *args, "--python", str(venv), "--pytorch-index", f"{index.url}/whl")
+    # Options first: a test's own arguments may end with `-- <pip arguments>`.
+    return torchfit("install", "--python", str(venv), "--pytorch-index", f"{index.url}/whl", *args)
 
 
 def installed_cuda(python: Path) -> str | None:
