@@ -1,6 +1,6 @@
 """Build ``wheel_index_snapshots/`` from the reference data (see SOURCES.md beside it).
 
-    python scripts/build_snapshots.py --reference ../shared/reference --out wheel_index_snapshots
+    python scripts/build_snapshots.py --reference REFERENCE_DIR --out wheel_index_snapshots
 
 Writes ``torch_stable.html`` (the March-2021 legacy find-links page, copied byte for byte), one
 PEP 503 page per (variant, project) in the shape download.pytorch.org's generator emits (pytorch/
@@ -280,7 +280,7 @@ def write(out: Path, files: dict[str, bytes], manifest: dict[str, object]) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", type=Path, required=True, help="shared/reference folder")
+    parser.add_argument("--reference", type=Path, required=True, help="folder of the recorded listings and tables")
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     args = parser.parse_args(argv)
     files, manifest = build(args.reference)

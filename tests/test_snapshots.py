@@ -17,7 +17,7 @@ from packaging.utils import parse_wheel_filename
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOTS = ROOT / "wheel_index_snapshots"
-# The shared reference folder sits beside the project root: <repo>/../shared/reference.
+# The reference data the snapshots are built from, where it is checked out beside the project.
 REFERENCE = ROOT.parent / "shared" / "reference"
 PROJECTS = ("torch", "torchvision", "torchaudio")
 VARIANT_LABEL = re.compile(r"cpu|cu\d+|rocm\d+(?:\.\d+)+|xpu")
