@@ -280,7 +280,9 @@ def write(out: Path, files: dict[str, bytes], manifest: dict[str, object]) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", type=Path, required=True, help="folder of the recorded listings and tables")
+    parser.add_argument(
+        "--reference", type=Path, required=True, help="folder of the recorded listings and tables"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     args = parser.parse_args(argv)
     files, manifest = build(args.reference)
