@@ -12,7 +12,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import target as targets
-from ._releases import release_of
+from ._releases import cuda_builds
 from ._run import Runner, run_reporting
 from .detection import Detection, Overrides, detect
 from .errors import IndexFetchError, InstallFailed, NoCompatibleWheel, UsageError
@@ -258,16 +258,14 @@ def _explain_no_wheel(
         return exc
     torch = next((r for r in family if r.name == "torch"), None)
     exact = [s.version for s in torch.specifier if s.operator == "=="] if torch else []
-    release = release_of(exact[0]) if exact else None
-    if release is None:
-        return exc
-    cuda_builds = [Variant.parse(tag) for tag in release.variants if tag.startswith("cu")]
-    newer = [v for v in cuda_builds if v.cuda and v.cuda > detection.max_cuda]
-    if not newer or len(newer) != len(cuda_builds):
+    builds = cuda_builds(exact[0]) if exact else ()
+    newer = [v for v in builds if v.cuda and v.cuda > detection.max_cuda]
+    if not newer or len(newer) != len(builds):
         return exc
     needed = driver_needed(newer, detection.os)
     return NoCompatibleWheel(
-        f"torch {release.torch} has CUDA builds for {', '.join(v.tag for v in newer)} only;"
+        f"torch {exact[0].split('+')[0]} has CUDA builds for"
+        f" {', '.join(v.tag for v in newer)} only;"
         f" this driver supports CUDA {format_cuda(detection.max_cuda)}",
         hint=(f"update the NVIDIA driver to >= {needed}" if needed else "update the NVIDIA driver")
         + ", or pass --variant cpu for the CPU build",

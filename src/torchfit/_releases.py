@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .variants import Variant
+
 
 @dataclass(frozen=True)
 class Release:
@@ -87,6 +89,19 @@ _BY_TORCH = {release.torch: release for release in RELEASES}
 def release_of(torch_version: str) -> Release | None:
     """The release row of an exact torch version (local label ignored)."""
     return _BY_TORCH.get(torch_version.split("+")[0])
+
+
+def cuda_builds(torch_version: str) -> tuple[Variant, ...]:
+    """The CUDA variants a torch release was published for, best first (empty if unknown).
+
+    >>> [v.tag for v in cuda_builds("1.7.1")]
+    ['cu110', 'cu102', 'cu101', 'cu92']
+    """
+    release = release_of(torch_version)
+    variants = (Variant.parse(tag) for tag in (release.variants if release else ()))
+    return tuple(
+        sorted((v for v in variants if v.kind == "cuda"), key=Variant.sort_key, reverse=True)
+    )
 
 
 def companion_pin(project: str, version: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from packaging.version import Version
 
 from ._driver import min_driver_for_cuda
-from ._releases import release_of
+from ._releases import cuda_builds
 from ._run import Runner, run_reporting
 from .detection import Detection
 from .policy import Compat, GpuFit, cuda_runs
@@ -164,13 +164,7 @@ def _driver_too_old(
     driver = detection.driver_version or "(version unknown)"
     limit = format_cuda(detection.max_cuda or (0, 0))
     fixes = []
-    release = release_of(base)
-    runnable = sorted(
-        (Variant.parse(t) for t in (release.variants if release else ()) if t.startswith("cu")),
-        key=Variant.sort_key,
-        reverse=True,
-    )
-    runnable = [v for v in runnable if cuda_runs(v, detection, compat)]
+    runnable = [v for v in cuda_builds(base) if cuda_runs(v, detection, compat)]
     if runnable:
         fixes.append(f"torchfit install torch=={base} --variant {runnable[0].tag}")
     needed = min_driver_for_cuda(parse_cuda(cuda), detection.os)
@@ -204,18 +198,11 @@ def _kernels(
         missing = "no kernels for " + ", ".join(fit.unserved(Version(version), variant))
     else:
         return []
-    release = release_of(base)
-    serving = sorted(
-        (
-            v
-            for v in map(Variant.parse, release.variants if release else ())
-            if v.kind == "cuda"
-            and fit.judge(Version(base), v)
-            and cuda_runs(v, detection, "strict")
-        ),
-        key=Variant.sort_key,
-        reverse=True,
-    )
+    serving = [
+        v
+        for v in cuda_builds(base)
+        if fit.judge(Version(base), v) and cuda_runs(v, detection, "strict")
+    ]
     fixes = [f"torchfit install torch=={base} --variant {serving[0].tag}"] if serving else []
     fixes.append("torchfit install torch (the newest build that serves every GPU)")
     return [

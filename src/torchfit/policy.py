@@ -14,7 +14,7 @@ from packaging.version import Version
 
 from ._archs import ArchList, arch_list, last_known_arch_list, min_torch_for
 from ._driver import min_driver_for_cuda, minor_compat_floor, parse_driver_version
-from ._releases import RELEASES, release_of
+from ._releases import RELEASES, cuda_builds
 from .detection import Detection
 from .errors import NoCompatibleWheel
 from .target import Target
@@ -212,18 +212,13 @@ class GpuFit:
     def _serving_hint(self, label: str, cc: tuple[int, int], version: Version) -> str:
         """Which builds would serve one GPU: of the same torch first, else the first torch."""
         assert self.platform is not None
-        release = release_of(str(version))
-        same = sorted(
-            (
-                variant
-                for variant in map(Variant.parse, release.variants if release else ())
-                if variant in self.runnable
-                and (kernels := arch_list(str(version), variant, self.platform))
-                and kernels.serves(cc)
-            ),
-            key=Variant.sort_key,
-            reverse=True,
-        )
+        same = [
+            variant
+            for variant in cuda_builds(str(version))
+            if variant in self.runnable
+            and (kernels := arch_list(str(version), variant, self.platform))
+            and kernels.serves(cc)
+        ]
         if same:
             tags = " or ".join(v.tag for v in same)
             return f"torch {version} with {tags} serves {label} (--variant {same[0].tag})"
