@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from packaging.specifiers import SpecifierSet
 from packaging.utils import parse_wheel_filename
 
-from torchfit.index import DEFAULT_INDEX, IndexClient
+from torchfit.index.client import DEFAULT_INDEX, IndexClient
 from torchfit.variants import Variant
 
 LIVE = "live index"

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from torchfit import _archs
-from torchfit._archs import ROWS, ArchList, arch_list, min_torch_for, parse_arch_list
-from torchfit._releases import RELEASES
+from torchfit.choose import archs as _archs
+from torchfit.choose.archs import ROWS, ArchList, arch_list, min_torch_for, parse_arch_list
+from torchfit.choose.releases import RELEASES
 from torchfit.variants import Variant
 
 

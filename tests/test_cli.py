@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from torchfit._cli import main
+from torchfit.cli.main import main
 
 OFFLINE = ["--offline", "--python-version", "3.8", "--platform", "linux_x86_64"]
 

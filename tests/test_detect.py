@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from torchfit._run import Completed, run_command
-from torchfit.detection import (
+from torchfit._runner import Completed, run_command
+from torchfit.machine.detect import (
     Detection,
     Gpu,
     Overrides,
@@ -30,7 +30,7 @@ from torchfit.detection import (
 )
 
 # The package exports a detect() function under the same name as this module.
-detect_module = importlib.import_module("torchfit.detection")
+detect_module = importlib.import_module("torchfit.machine.detect")
 DATA = Path(__file__).parent / "data" / "nvidia"
 SMI_ARGV = ["nvidia-smi", "--query-gpu=driver_version,name,compute_cap", "--format=csv,noheader"]
 SMI_ARGV_NO_CC = ["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"]

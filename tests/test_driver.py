@@ -6,14 +6,14 @@ import doctest
 
 import pytest
 
-from torchfit import _driver
-from torchfit._driver import (
+from torchfit.machine import drivers as _driver
+from torchfit.machine.driver_table import COMPAT_FLOORS, DRIVER_ROWS, NVIDIA_TABLE3
+from torchfit.machine.drivers import (
     max_cuda_for_driver,
     min_driver_for_cuda,
     minor_compat_floor,
     parse_driver_version,
 )
-from torchfit._tables import COMPAT_FLOORS, DRIVER_ROWS, NVIDIA_TABLE3
 
 NEWEST = DRIVER_ROWS[0].cuda
 

@@ -9,7 +9,7 @@ import pytest
 
 from support import Response, serve_directory
 from torchfit.errors import IndexFetchError, UsageError
-from torchfit.index import IndexClient, bundled_snapshots, check_url
+from torchfit.index.client import IndexClient, bundled_snapshots, check_url
 from torchfit.variants import Variant
 
 SNAPSHOTS = bundled_snapshots()
@@ -164,7 +164,7 @@ def test_a_redirect_to_an_untrusted_plain_http_host_is_refused(tmp_path: Path) -
     "body", ['{"files": 3}', '{"files": [{"url": "t.whl", "hashes": ["x"]}]}', "not json"]
 )
 def test_malformed_json_pages_are_index_errors(body: str) -> None:
-    from torchfit._simple import parse_json_page
+    from torchfit.index.pages import parse_json_page
 
     with pytest.raises(IndexFetchError, match="malformed PEP 691"):
         parse_json_page(body, "https://example.org/whl/cpu/torch/")

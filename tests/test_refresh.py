@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from support import serve_directory
-from torchfit.index import IndexClient, bundled_snapshots
+from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.variants import Variant
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 import pytest
 
 from torchfit import Overrides, Settings, TorchfitError, Variant, plan
-from torchfit._driver import parse_driver_version
-from torchfit.detection import detect
-from torchfit.index import DEFAULT_INDEX
+from torchfit.index.client import DEFAULT_INDEX
+from torchfit.machine.detect import detect
+from torchfit.machine.drivers import parse_driver_version
 from torchfit.variants import parse_cuda
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.json"))

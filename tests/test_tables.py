@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from packaging.version import Version
 
-from torchfit._driver import min_driver_for_cuda
-from torchfit._releases import RELEASES, companion_pin, release_of
-from torchfit._tables import DRIVER_ROWS
-from torchfit.policy import KNOWN_VARIANTS
+from torchfit.choose.policy import KNOWN_VARIANTS
+from torchfit.choose.releases import RELEASES, companion_pin, release_of
+from torchfit.machine.driver_table import DRIVER_ROWS
+from torchfit.machine.drivers import min_driver_for_cuda
 
 
 def test_every_cuda_variant_has_a_driver_row() -> None:

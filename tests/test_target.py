@@ -8,8 +8,8 @@ import pytest
 from packaging import tags
 
 from support import find_python
+from torchfit.environment.target import current, expand_platform, from_interpreter, from_spec
 from torchfit.errors import UsageError
-from torchfit.target import current, expand_platform, from_interpreter, from_spec
 
 
 def test_manylinux_admits_older_manylinux_and_linux() -> None:

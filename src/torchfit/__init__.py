@@ -5,12 +5,10 @@ The public API is what ``__all__`` lists; everything else is private.
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
-from ._api import detect, install, plan, verify
-from ._core import InstallResult, Plan, PlannedWheel, Settings
-from .detection import Detection, Gpu, Overrides, Probe
-from .errors import (
+from torchfit._api import detect, install, plan, verify
+from torchfit._version import __version__
+from torchfit.check.verify import Check, Verification
+from torchfit.errors import (
     IndexFetchError,
     InstallerMissing,
     InstallFailed,
@@ -20,8 +18,9 @@ from .errors import (
     UsageError,
     VerificationFailed,
 )
-from .variants import Variant
-from .verify import Check, Verification
+from torchfit.machine.detect import Detection, Gpu, Overrides, Probe
+from torchfit.session import InstallResult, Plan, PlannedWheel, Settings
+from torchfit.variants import Variant
 
 __all__ = [
     "Check",

@@ -6,12 +6,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._core import InstallResult, Plan, Settings, install_plan, make_plan
-from .detection import Detection
-from .detection import detect as _detect
-from .install import Installer
-from .verify import Verification
-from .verify import verify as _verify
+from torchfit.check.verify import Verification
+from torchfit.check.verify import verify as _verify
+from torchfit.environment.install import Installer
+from torchfit.machine.detect import Detection
+from torchfit.machine.detect import detect as _detect
+from torchfit.session import InstallResult, Plan, Settings, install_plan, make_plan
 
 
 def plan(

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import UsageError
+from torchfit.errors import UsageError
 
 Kind = Literal["cpu", "cuda", "rocm", "xpu"]
 

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 from typing import Any, Union
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-from .errors import IndexFetchError
+from torchfit.errors import IndexFetchError
 
 #: PEP 658 metadata: the file's sha256, or True when offered without a hash.
 MetadataHint = Union[str, bool, None]

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from ._simple import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
-from .errors import IndexFetchError, TorchfitError, UsageError
-from .variants import Variant
+from torchfit._version import __version__
+from torchfit.errors import IndexFetchError, TorchfitError, UsageError
+from torchfit.index.pages import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
+from torchfit.variants import Variant
 
 if TYPE_CHECKING:  # httpx is imported on first use: offline runs never pay for it
     import httpx
@@ -64,8 +64,8 @@ def default_cache_dir() -> Path:
 
 def bundled_snapshots() -> Path | None:
     """The snapshot folder: inside the installed package, or beside the source tree."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_snapshots", here.parents[1] / "wheel_index_snapshots"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "_snapshots", package.parents[1] / "wheel_index_snapshots"):
         if (candidate / "MANIFEST.json").is_file():
             return candidate
     return None

@@ -12,13 +12,13 @@ from typing import Literal
 
 from packaging.version import Version
 
-from ._archs import ArchList, arch_list, last_known_arch_list, min_torch_for
-from ._driver import min_driver_for_cuda, minor_compat_floor, parse_driver_version
-from ._releases import RELEASES, cuda_builds
-from .detection import Detection
-from .errors import NoCompatibleWheel
-from .target import Target
-from .variants import Variant, format_cuda
+from torchfit.choose.archs import ArchList, arch_list, last_known_arch_list, min_torch_for
+from torchfit.choose.releases import RELEASES, cuda_builds
+from torchfit.environment.target import Target
+from torchfit.errors import NoCompatibleWheel
+from torchfit.machine.detect import Detection
+from torchfit.machine.drivers import min_driver_for_cuda, minor_compat_floor, parse_driver_version
+from torchfit.variants import Variant, format_cuda
 
 Compat = Literal["strict", "minor"]
 

@@ -22,12 +22,12 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import RequirementInformation
 
-from ._releases import RELEASES, companion_pin, release_of
-from ._simple import Link
-from .errors import NoCompatibleWheel, ResolutionConflict
-from .policy import GpuFit
-from .target import Target
-from .variants import Variant
+from torchfit.choose.policy import GpuFit
+from torchfit.choose.releases import RELEASES, companion_pin, release_of
+from torchfit.environment.target import Target
+from torchfit.errors import NoCompatibleWheel, ResolutionConflict
+from torchfit.index.pages import Link
+from torchfit.variants import Variant
 
 log = logging.getLogger(__name__)
 

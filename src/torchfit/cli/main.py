@@ -12,16 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
-from ._core import InstallResult, Plan, Settings, install_plan, make_plan
-from ._driver import parse_driver_version
-from .detection import Detection, Overrides, detect, parse_compute_capability
-from .doctor import Diagnosis, diagnose
-from .errors import TorchfitError, UsageError
-from .index import DEFAULT_INDEX, default_cache_dir
-from .target import current, from_interpreter
-from .variants import Variant, format_cuda, parse_cuda
-from .verify import Verification, verify
+from torchfit._version import __version__
+from torchfit.check.doctor import Diagnosis, diagnose
+from torchfit.check.verify import Verification, verify
+from torchfit.environment.target import current, from_interpreter
+from torchfit.errors import TorchfitError, UsageError
+from torchfit.index.client import DEFAULT_INDEX, default_cache_dir
+from torchfit.machine.detect import Detection, Overrides, detect, parse_compute_capability
+from torchfit.machine.drivers import parse_driver_version
+from torchfit.session import InstallResult, Plan, Settings, install_plan, make_plan
+from torchfit.variants import Variant, format_cuda, parse_cuda
 
 
 class _Parser(argparse.ArgumentParser):

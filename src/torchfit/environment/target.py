@@ -18,7 +18,7 @@ from typing import Any
 from packaging import tags
 from packaging.tags import Tag
 
-from .errors import UsageError
+from torchfit.errors import UsageError
 
 # Runs inside the target interpreter (any Python 3), so: standard library only. The running
 # interpreter runs the same function in-process: one code path for both.

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from functools import cache
 
-from ._tables import COMPAT_FLOORS, DRIVER_ROWS, DriverRow
+from torchfit.machine.driver_table import COMPAT_FLOORS, DRIVER_ROWS, DriverRow
 
 OSES = ("linux", "windows", "macos")
 

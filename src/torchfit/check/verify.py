@@ -8,13 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._archs import ArchList, parse_arch_list
-from ._run import Runner, run_reporting
-from .detection import Detection
-from .errors import VerificationFailed
-from .install import DISTRIBUTIONS_SNIPPET
-from .policy import Compat, cuda_runs
-from .variants import Variant, format_cuda, parse_cuda
+from torchfit._runner import Runner, run_reporting
+from torchfit.choose.archs import ArchList, parse_arch_list
+from torchfit.choose.policy import Compat, cuda_runs
+from torchfit.environment.install import DISTRIBUTIONS_SNIPPET
+from torchfit.errors import VerificationFailed
+from torchfit.machine.detect import Detection
+from torchfit.variants import Variant, format_cuda, parse_cuda
 
 # Runs in the target interpreter. Reads torch/version.py as text first, so a broken or
 # mismatched build still reports what it is; imports torch only when asked to.

@@ -11,13 +11,13 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import target as targets
-from ._releases import cuda_builds
-from ._run import Runner, run_reporting
-from .detection import Detection, Overrides, detect
-from .errors import IndexFetchError, InstallFailed, NoCompatibleWheel, UsageError
-from .index import DEFAULT_INDEX, IndexClient, bundled_snapshots, check_url, default_cache_dir
-from .install import (
+from torchfit._runner import Runner, run_reporting
+from torchfit.check.verify import Verification, verify
+from torchfit.choose.policy import Compat, GpuFit, choose_variants, driver_needed
+from torchfit.choose.releases import cuda_builds
+from torchfit.choose.resolve import FAMILY, FamilyRequirement, PageSource, resolve
+from torchfit.environment import target as targets
+from torchfit.environment.install import (
     Installer,
     WheelPin,
     describe_changes,
@@ -27,11 +27,17 @@ from .install import (
     installed_versions,
     run_install,
 )
-from .policy import Compat, GpuFit, choose_variants, driver_needed
-from .resolve import FAMILY, FamilyRequirement, PageSource, resolve
-from .target import Target
-from .variants import Variant, format_cuda
-from .verify import Verification, verify
+from torchfit.environment.target import Target
+from torchfit.errors import IndexFetchError, InstallFailed, NoCompatibleWheel, UsageError
+from torchfit.index.client import (
+    DEFAULT_INDEX,
+    IndexClient,
+    bundled_snapshots,
+    check_url,
+    default_cache_dir,
+)
+from torchfit.machine.detect import Detection, Overrides, detect
+from torchfit.variants import Variant, format_cuda
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ._run import Completed, Runner, run_reporting
-from .errors import InstallerMissing, InstallFailed
+from torchfit._runner import Completed, Runner, run_reporting
+from torchfit.errors import InstallerMissing, InstallFailed
 
 Installer = Literal["pip", "uv"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._driver import OSES, max_cuda_for_driver, parse_driver_version
-from ._run import Runner, run_command
+from torchfit._runner import Runner, run_command
+from torchfit.machine.drivers import OSES, max_cuda_for_driver, parse_driver_version
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from ._releases import RELEASES
-from .variants import Variant
+from torchfit.choose.releases import RELEASES
+from torchfit.variants import Variant
 
 Arch = tuple[int, int]
 PLATFORMS = ("linux", "linux-aarch64", "windows", "macos")  # "linux" is x86_64

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .variants import Variant
+from torchfit.variants import Variant
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from typing import Any
 
 from packaging.version import Version
 
-from ._driver import min_driver_for_cuda
-from ._releases import cuda_builds
-from ._run import Runner, run_reporting
-from .detection import Detection
-from .policy import Compat, GpuFit, cuda_runs
-from .target import Target
-from .variants import Variant, format_cuda, parse_cuda
-from .verify import Verification, verify
+from torchfit._runner import Runner, run_reporting
+from torchfit.check.verify import Verification, verify
+from torchfit.choose.policy import Compat, GpuFit, cuda_runs
+from torchfit.choose.releases import cuda_builds
+from torchfit.environment.target import Target
+from torchfit.machine.detect import Detection
+from torchfit.machine.drivers import min_driver_for_cuda
+from torchfit.variants import Variant, format_cuda, parse_cuda
 
 
 @dataclass(frozen=True)
