@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -16,21 +13,13 @@ from typing import Any
 
 import pytest
 
-from torchfit._runner import Completed, run_command
-from torchfit.machine.detect import (
-    Detection,
-    Gpu,
-    Overrides,
-    Probe,
-    detect,
-    parse_compute_capability,
-    parse_nvidia_smi_query,
-    parse_nvml_cuda_version,
-    parse_proc_driver_version,
-)
+from torchfit._runner import Completed, run
+from torchfit.machine.detect import detect
+from torchfit.machine.nvml import parse_nvml_cuda_version
+from torchfit.machine.proc import parse_proc_driver_version
+from torchfit.machine.record import Detection, Gpu, Overrides, Probe
+from torchfit.machine.smi import parse_compute_capability, parse_nvidia_smi_query
 
-# The package exports a detect() function under the same name as this module.
-detect_module = importlib.import_module("torchfit.machine.detect")
 DATA = Path(__file__).parent / "data" / "nvidia"
 SMI_ARGV = ["nvidia-smi", "--query-gpu=driver_version,name,compute_cap", "--format=csv,noheader"]
 SMI_ARGV_NO_CC = ["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"]
@@ -119,21 +108,18 @@ class FakeNVML:
 
 
 class FakeRunner:
-    """Answers nvidia-smi calls in order with Completed values or exceptions."""
+    """Answers nvidia-smi calls in order, as the runner contract says: Completed values."""
 
-    def __init__(self, *answers: Completed | BaseException) -> None:
+    def __init__(self, *answers: Completed) -> None:
         self.answers = list(answers)
-        self.calls: list[tuple[list[str], float]] = []
+        self.calls: list[tuple[list[str], float | None]] = []
 
-    def __call__(self, argv: Sequence[str], timeout: float) -> Completed:
+    def __call__(self, argv: Sequence[str], *, timeout: float | None = None, **_: Any) -> Completed:
         self.calls.append((list(argv), timeout))
-        answer = self.answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+        return self.answers.pop(0)
 
 
-def must_not_run(argv: Sequence[str], timeout: float) -> Completed:
+def must_not_run(argv: Sequence[str], **_: Any) -> Completed:
     raise AssertionError(f"nvidia-smi should not run: {argv}")
 
 
@@ -143,7 +129,7 @@ class MustNotLoad:
 
 
 def no_smi() -> FakeRunner:
-    return FakeRunner(FileNotFoundError(2, "No such file or directory", "nvidia-smi"))
+    return FakeRunner(Completed(127, "", "", "not found"))
 
 
 def outcomes(detection: Detection) -> list[tuple[str, str]]:
@@ -151,10 +137,6 @@ def outcomes(detection: Detection) -> list[tuple[str, str]]:
 
 
 # --- parsers on recorded output -------------------------------------------------------
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(detect_module).failed == 0
 
 
 @pytest.mark.parametrize(
@@ -239,7 +221,7 @@ def test_parse_compute_capability(text: str, expected: tuple[int, int] | None) -
 
 def test_nvml_answers_and_later_sources_are_not_run(tmp_path: Path) -> None:
     nvml = FakeNVML()
-    found = detect(nvml=nvml, run=must_not_run, proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=nvml, runner=must_not_run, proc_version=tmp_path / "missing", os="linux")
     assert found.driver_version == "550.54.14"
     assert found.max_cuda == (12, 4)
     assert found.has_nvidia
@@ -262,7 +244,7 @@ def test_nvml_answers_and_later_sources_are_not_run(tmp_path: Path) -> None:
 
 
 def test_detection_to_json(tmp_path: Path) -> None:
-    found = detect(nvml=FakeNVML(), run=must_not_run, proc_version=tmp_path, os="linux")
+    found = detect(nvml=FakeNVML(), runner=must_not_run, proc_version=tmp_path, os="linux")
     data = found.to_json()
     assert json.loads(json.dumps(data)) == data
     assert {k: v for k, v in data.items() if k != "trace"} == {
@@ -281,14 +263,14 @@ def test_detection_to_json(tmp_path: Path) -> None:
 
 def test_nvml_without_libcuda_uses_the_driver_table(tmp_path: Path) -> None:
     nvml = FakeNVML(driver="535.104.05", fail={"nvmlSystemGetCudaDriverVersion_v2": 12})
-    found = detect(nvml=nvml, run=must_not_run, proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=nvml, runner=must_not_run, proc_version=tmp_path / "missing", os="linux")
     assert (found.driver_version, found.max_cuda, found.source) == ("535.104.05", (12, 2), "nvml")
     assert found.trace[1].outcome == "driver 535.104.05, CUDA 12.2 (CUDA from the driver table)"
 
 
 def test_nvml_device_query_failure_keeps_the_driver(tmp_path: Path) -> None:
     nvml = FakeNVML(fail={"nvmlDeviceGetCudaComputeCapability": 13})
-    found = detect(nvml=nvml, run=must_not_run, proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=nvml, runner=must_not_run, proc_version=tmp_path / "missing", os="linux")
     assert found.max_cuda == (12, 4)
     assert [gpu.compute_capability for gpu in found.gpus] == [None, None]
     assert [gpu.name for gpu in found.gpus] == [
@@ -301,7 +283,7 @@ def test_nvml_library_missing_falls_through_to_nvidia_smi(tmp_path: Path) -> Non
     run = FakeRunner(Completed(0, read("smi-query-cc-v100.txt"), ""))
     found = detect(
         nvml=FakeNVML(fail={"nvmlInit": 12}),
-        run=run,
+        runner=run,
         proc_version=tmp_path / "missing",
         os="linux",
         timeout=3.0,
@@ -323,7 +305,7 @@ def test_nvml_library_missing_falls_through_to_nvidia_smi(tmp_path: Path) -> Non
 def test_nvml_library_missing_and_nothing_else_is_not_suspicious(tmp_path: Path) -> None:
     found = detect(
         nvml=FakeNVML(fail={"nvmlInit": 12}),
-        run=no_smi(),
+        runner=no_smi(),
         proc_version=tmp_path / "missing",
         os="linux",
     )
@@ -339,7 +321,7 @@ def test_nvml_library_missing_and_nothing_else_is_not_suspicious(tmp_path: Path)
 def test_nvml_driver_not_loaded_is_suspicious(tmp_path: Path) -> None:
     found = detect(
         nvml=FakeNVML(fail={"nvmlInit": 9}),
-        run=no_smi(),
+        runner=no_smi(),
         proc_version=tmp_path / "missing",
         os="linux",
     )
@@ -355,7 +337,7 @@ def test_nvml_initialised_but_calls_fail(tmp_path: Path) -> None:
             "nvmlDeviceGetCount": 999,
         }
     )
-    found = detect(nvml=nvml, run=no_smi(), proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=nvml, runner=no_smi(), proc_version=tmp_path / "missing", os="linux")
     assert (found.source, found.driver_version, found.max_cuda) == (None, None, None)
     assert found.suspected_gpu
     assert found.trace[1].outcome == "initialised, but no driver version"
@@ -363,13 +345,13 @@ def test_nvml_initialised_but_calls_fail(tmp_path: Path) -> None:
 
 
 def test_nvml_disabled(tmp_path: Path) -> None:
-    found = detect(nvml=None, run=no_smi(), proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=None, runner=no_smi(), proc_version=tmp_path / "missing", os="linux")
     assert found.trace[1] == Probe("nvml", None, "disabled")
 
 
 def test_nvml_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` fail
-    found = detect(run=no_smi(), proc_version=tmp_path / "missing", os="linux")
+    found = detect(runner=no_smi(), proc_version=tmp_path / "missing", os="linux")
     assert found.trace[1] == Probe("nvml", None, "nvidia-ml-py not installed")
 
 
@@ -378,21 +360,21 @@ def test_nvml_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_nvidia_smi_outcomes_via_fake_runner(tmp_path: Path) -> None:
     run = FakeRunner(
-        subprocess.TimeoutExpired(SMI_ARGV, 10.0),
+        Completed(124, "", "", "timed out after 10s"),
     )
-    found = detect(nvml=None, run=run, proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=None, runner=run, proc_version=tmp_path / "missing", os="linux")
     assert found.trace[2].outcome == "timed out after 10s"
     assert found.suspected_gpu
 
-    run = FakeRunner(PermissionError(13, "Permission denied"))
-    found = detect(nvml=None, run=run, proc_version=tmp_path / "missing", os="linux")
+    run = FakeRunner(Completed(126, "", "", "could not run: [Errno 13] Permission denied"))
+    found = detect(nvml=None, runner=run, proc_version=tmp_path / "missing", os="linux")
     assert found.trace[2].outcome == "could not run: [Errno 13] Permission denied"
     assert found.suspected_gpu
 
 
 def test_nvidia_smi_all_driver_fields_na(tmp_path: Path) -> None:
     run = FakeRunner(Completed(0, "[N/A], NVIDIA A100-SXM4-80GB, 8.0\n", ""))
-    found = detect(nvml=None, run=run, proc_version=tmp_path / "missing", os="linux")
+    found = detect(nvml=None, runner=run, proc_version=tmp_path / "missing", os="linux")
     assert found.trace[2].outcome == "no driver version in output"
     assert found.suspected_gpu and not found.has_nvidia
 
@@ -513,11 +495,22 @@ def test_real_smi_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert not found.suspected_gpu
 
 
-def test_run_command_for_real() -> None:
-    done = run_command([sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], 30.0)
+def test_runner_for_real() -> None:
+    done = run([sys.executable, "-c", "import sys; print('out'); sys.exit(3)"], timeout=30.0)
     assert done == Completed(3, "out\n", "")
-    with pytest.raises(FileNotFoundError):
-        run_command(["torchfit-no-such-program-here"], 5.0)
+    assert run(["torchfit-no-such-program-here"], timeout=5.0) == Completed(
+        127, "", "", "not found"
+    )
+    slow = run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    assert (slow.returncode, slow.failure) == (124, "timed out after 0.5s")
+
+
+def test_runner_streams_lines_as_they_come() -> None:
+    lines: list[str] = []
+    script = "import sys; print('one'); sys.stdout.flush(); print('two', file=sys.stderr)"
+    done = run([sys.executable, "-c", script], on_output=lines.append)
+    assert lines == ["one", "two"]
+    assert (done.returncode, done.stdout) == (0, "one\ntwo\n")
 
 
 # --- detect(): /proc/driver/nvidia/version -------------------------------------------
@@ -535,7 +528,7 @@ def test_run_command_for_real() -> None:
     ],
 )
 def test_proc_answers(name: str, driver: str, cuda: tuple[int, int]) -> None:
-    found = detect(nvml=None, run=no_smi(), proc_version=DATA / name, os="linux")
+    found = detect(nvml=None, runner=no_smi(), proc_version=DATA / name, os="linux")
     assert (found.driver_version, found.max_cuda, found.source) == (
         driver,
         cuda,
@@ -548,20 +541,20 @@ def test_proc_answers(name: str, driver: str, cuda: tuple[int, int]) -> None:
 
 def test_proc_unparsable_is_suspicious() -> None:
     found = detect(
-        nvml=None, run=no_smi(), proc_version=DATA / "proc-garbage-truncated.txt", os="linux"
+        nvml=None, runner=no_smi(), proc_version=DATA / "proc-garbage-truncated.txt", os="linux"
     )
     assert found.trace[3].outcome == "unparsable output"
     assert found.suspected_gpu and found.source is None
 
 
 def test_proc_unreadable_is_suspicious(tmp_path: Path) -> None:
-    found = detect(nvml=None, run=no_smi(), proc_version=tmp_path, os="linux")  # a directory
+    found = detect(nvml=None, runner=no_smi(), proc_version=tmp_path, os="linux")  # a directory
     assert found.trace[3].outcome.startswith("unreadable: ")
     assert found.suspected_gpu
 
 
 def test_proc_is_linux_only() -> None:
-    found = detect(nvml=None, run=no_smi(), proc_version=DATA / "proc-515.76.txt", os="windows")
+    found = detect(nvml=None, runner=no_smi(), proc_version=DATA / "proc-515.76.txt", os="windows")
     assert found.trace[3] == Probe("/proc/driver/nvidia/version", None, "skipped: not Linux")
     assert found.source is None
 
@@ -577,14 +570,16 @@ SKIPPED = [
 
 
 def test_override_cuda() -> None:
-    found = detect(Overrides(cuda=(12, 8)), nvml=MustNotLoad(), run=must_not_run, os="linux")
+    found = detect(Overrides(cuda=(12, 8)), nvml=MustNotLoad(), runner=must_not_run, os="linux")
     assert (found.max_cuda, found.driver_version, found.source) == ((12, 8), None, "override")
     assert found.trace[0] == Probe("override", "cuda=12.8", "CUDA 12.8")
     assert outcomes(found)[1:] == SKIPPED
 
 
 def test_override_driver_uses_the_table() -> None:
-    found = detect(Overrides(driver="535.54.03"), nvml=MustNotLoad(), run=must_not_run, os="linux")
+    found = detect(
+        Overrides(driver="535.54.03"), nvml=MustNotLoad(), runner=must_not_run, os="linux"
+    )
     assert (found.max_cuda, found.driver_version) == ((12, 2), "535.54.03")
     assert found.trace[0] == Probe("override", "driver=535.54.03", "driver 535.54.03, CUDA 12.2")
     assert outcomes(found)[1:] == SKIPPED
@@ -592,14 +587,17 @@ def test_override_driver_uses_the_table() -> None:
 
 def test_override_cuda_wins_over_driver() -> None:
     found = detect(
-        Overrides(cuda=(12, 1), driver="570.26"), nvml=MustNotLoad(), run=must_not_run, os="linux"
+        Overrides(cuda=(12, 1), driver="570.26"),
+        nvml=MustNotLoad(),
+        runner=must_not_run,
+        os="linux",
     )
     assert (found.max_cuda, found.driver_version) == ((12, 1), "570.26")
     assert found.trace[0].raw == "cuda=12.1, driver=570.26"
 
 
 def test_override_driver_older_than_the_table() -> None:
-    found = detect(Overrides(driver="340.108"), nvml=MustNotLoad(), run=must_not_run, os="linux")
+    found = detect(Overrides(driver="340.108"), nvml=MustNotLoad(), runner=must_not_run, os="linux")
     assert (found.source, found.driver_version, found.max_cuda) == ("override", "340.108", None)
     # A driver is known, so an NVIDIA GPU is there, even if no CUDA release fits it.
     assert found.has_nvidia and not found.suspected_gpu
@@ -610,7 +608,7 @@ def test_override_gpu_arch_only_still_probes(tmp_path: Path) -> None:
     found = detect(
         Overrides(gpu_arch=((8, 9), (12, 0))),
         nvml=FakeNVML(),
-        run=must_not_run,
+        runner=must_not_run,
         proc_version=tmp_path / "missing",
         os="linux",
     )
@@ -627,4 +625,4 @@ def test_os_defaults_to_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_os_is_a_bug() -> None:
     with pytest.raises(ValueError, match="unknown os 'plan9'"):
-        detect(nvml=None, run=must_not_run, os="plan9")
+        detect(nvml=None, runner=must_not_run, os="plan9")

@@ -6,7 +6,7 @@ import pytest
 
 from torchfit.choose.policy import KNOWN_VARIANTS, choose_variants, cuda_runs
 from torchfit.errors import NoCompatibleWheel, UsageError
-from torchfit.machine.detect import Detection
+from torchfit.machine.record import Detection
 from torchfit.variants import Variant, parse_cuda
 
 
@@ -161,7 +161,7 @@ def test_known_variants_sort_newest_cuda_first() -> None:
 def test_gpu_fit_known_lists() -> None:
     from packaging.version import Version
 
-    from torchfit.choose.policy import GpuFit
+    from torchfit.choose.gpu_fit import GpuFit
 
     pascal = GpuFit((("GTX 1080", (6, 1)),), "linux")
     assert pascal.judge(Version("2.8.0"), Variant.parse("cu126")) is True
@@ -175,7 +175,7 @@ def test_gpu_fit_known_lists() -> None:
 def test_gpu_fit_assumes_low_for_builds_without_a_list() -> None:
     from packaging.version import Version
 
-    from torchfit.choose.policy import GpuFit
+    from torchfit.choose.gpu_fit import GpuFit
 
     volta = GpuFit((("V100", (7, 0)),), "linux")
     # 2.11 cu129 has no list: 2.10's cu129 list (sm_70+) narrowed by 2.11's cu128 (sm_75+).

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from torchfit import Overrides, Settings, TorchfitError, Variant, plan
+from torchfit._runner import Completed
 from torchfit.index.client import DEFAULT_INDEX
 from torchfit.machine.detect import detect
 from torchfit.machine.drivers import parse_driver_version
@@ -43,8 +44,8 @@ def _settings(case: dict[str, Any]) -> Settings:
     )
 
 
-def _no_nvidia_smi(argv: object, timeout: float) -> NoReturn:
-    raise FileNotFoundError("nvidia-smi")
+def _no_nvidia_smi(argv: object, **_: object) -> Completed:
+    return Completed(127, "", "", "not found")
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -56,7 +57,7 @@ def test_case(path: Path) -> None:
     detection = detect(
         settings.overrides,
         nvml=None,
-        run=_no_nvidia_smi,
+        runner=_no_nvidia_smi,
         proc_version=path.parent / "absent",
         os=case.get("os", "linux"),
     )

@@ -1,13 +1,15 @@
 """torchfit: install the PyTorch build that fits this machine, and prove it works.
 
-The public API is what ``__all__`` lists; everything else is private.
+The public API is what ``__all__`` lists; everything else is private. Names are imported on
+first use, so ``import torchfit`` (and ``torchfit --version``) stays cheap.
 """
 
 from __future__ import annotations
 
-from torchfit._api import detect, install, plan, verify
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from torchfit._version import __version__
-from torchfit.check.verify import Check, Verification
 from torchfit.errors import (
     IndexFetchError,
     InstallerMissing,
@@ -18,13 +20,64 @@ from torchfit.errors import (
     UsageError,
     VerificationFailed,
 )
-from torchfit.machine.detect import Detection, Gpu, Overrides, Probe
-from torchfit.session import InstallResult, Plan, PlannedWheel, Settings
-from torchfit.variants import Variant
+
+if TYPE_CHECKING:
+    from torchfit._api import detect, doctor, install, plan, verify
+    from torchfit.session import Session
+    from torchfit.types import (
+        Check,
+        Detection,
+        Diagnosis,
+        Gpu,
+        InstallResult,
+        Overrides,
+        Plan,
+        PlannedWheel,
+        Probe,
+        Settings,
+        Variant,
+        Verification,
+    )
+
+_LAZY = {
+    **dict.fromkeys(("detect", "doctor", "install", "plan", "verify"), "torchfit._api"),
+    "Session": "torchfit.session",
+    **dict.fromkeys(
+        (
+            "Check",
+            "Detection",
+            "Diagnosis",
+            "Gpu",
+            "InstallResult",
+            "Overrides",
+            "Plan",
+            "PlannedWheel",
+            "Probe",
+            "Settings",
+            "Variant",
+            "Verification",
+        ),
+        "torchfit.types",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'torchfit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Check",
     "Detection",
+    "Diagnosis",
     "Gpu",
     "IndexFetchError",
     "InstallFailed",
@@ -36,6 +89,7 @@ __all__ = [
     "PlannedWheel",
     "Probe",
     "ResolutionConflict",
+    "Session",
     "Settings",
     "TorchfitError",
     "UsageError",
@@ -44,6 +98,7 @@ __all__ = [
     "VerificationFailed",
     "__version__",
     "detect",
+    "doctor",
     "install",
     "plan",
     "verify",

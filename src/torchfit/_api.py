@@ -1,17 +1,22 @@
-"""The library entry points: keyword arguments in, typed values out, never printing."""
+"""The library's functions: one-liners over a :class:`~torchfit.session.Session`.
+
+Keyword ``options`` are :class:`~torchfit.Settings` fields (``offline=True``,
+``variant=Variant.parse("cpu")``) or ``cuda``/``driver``/``gpu_arch``; what is not given comes
+from the ``TORCHFIT_*`` variables, then the defaults, as on the command line.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
+from torchfit.check.doctor import Diagnosis
 from torchfit.check.verify import Verification
-from torchfit.check.verify import verify as _verify
+from torchfit.choose.plan import Plan
 from torchfit.environment.install import Installer
-from torchfit.machine.detect import Detection
-from torchfit.machine.detect import detect as _detect
-from torchfit.session import InstallResult, Plan, Settings, install_plan, make_plan
+from torchfit.machine.record import Detection
+from torchfit.session import InstallResult, Session
+from torchfit.settings import Settings
 
 
 def plan(
@@ -23,14 +28,11 @@ def plan(
 ) -> Plan:
     """Plan the wheels for ``requirements`` (e.g. ``"torch==1.7.1"``) on this machine.
 
-    ``options`` are :class:`Settings` fields (``variant=Variant.parse("cpu")``, ``offline=True``);
     ``detection`` replaces probing this machine (plan for another one).
     Raises a :class:`~torchfit.TorchfitError` subclass when there is no fitting plan.
     """
-    if isinstance(requirements, str):
-        requirements = [requirements]
-    base = settings or Settings()
-    return make_plan(requirements, Settings(**{**base.__dict__, **options}), detection=detection)
+    with Session(settings, detection=detection, **options) as session:
+        return session.plan(requirements)
 
 
 def install(
@@ -41,25 +43,31 @@ def install(
     extra_args: Sequence[str] = (),
     **options: Any,
 ) -> InstallResult:
-    """Plan, install into ``settings.python`` (default: this interpreter) and verify.
+    """Plan, install into ``python`` (default: this interpreter) and verify.
 
     Raises VerificationFailed (after the install) when what got installed does not work.
     """
-    base = settings or Settings()
-    merged = Settings(**{**base.__dict__, **options})
-    if merged.python is None and not merged.platforms:
-        merged = Settings(**{**merged.__dict__, "python": sys.executable})
-    result = install_plan(plan(requirements, merged), installer=installer, extra_args=extra_args)
-    if result.verification is not None:
-        result.verification.raise_for_failure()
+    with Session(settings, **options) as session:
+        result = session.install(requirements, installer=installer, extra_args=extra_args)
+    assert result.verification is not None
+    result.verification.raise_for_failure()
     return result
 
 
-def detect(settings: Settings | None = None) -> Detection:
-    """What this machine's NVIDIA driver supports (see :func:`torchfit.detection.detect`)."""
-    return _detect((settings or Settings()).overrides)
+def detect(settings: Settings | None = None, **options: Any) -> Detection:
+    """What this machine's NVIDIA driver supports, with the trace of every source asked."""
+    return Session(settings, **options).detect()
 
 
-def verify(python: str | None = None, settings: Settings | None = None) -> Verification:
+def verify(
+    python: str | None = None, settings: Settings | None = None, **options: Any
+) -> Verification:
     """Check the torch installed in ``python`` (default: this interpreter) against this machine."""
-    return _verify(python or sys.executable, detect(settings))
+    return Session(settings, python=python, **options).verify()
+
+
+def doctor(
+    python: str | None = None, settings: Settings | None = None, **options: Any
+) -> Diagnosis:
+    """Explain the torch installed in ``python`` (default: this interpreter); change nothing."""
+    return Session(settings, python=python, **options).doctor()

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "IndexFetchError",
+    "InstallFailed",
+    "InstallerMissing",
+    "NoCompatibleWheel",
+    "ResolutionConflict",
+    "TorchfitError",
+    "UsageError",
+    "VerificationFailed",
+]
+
 
 class TorchfitError(Exception):
     """Base class: anything torchfit reports to a user."""

@@ -12,6 +12,13 @@ from typing import Literal
 
 from torchfit.errors import UsageError
 
+__all__ = [
+    "Kind",
+    "Variant",
+    "format_cuda",
+    "parse_cuda",
+]
+
 Kind = Literal["cpu", "cuda", "rocm", "xpu"]
 
 _KIND_RANK = {"cpu": 0, "xpu": 1, "rocm": 2, "cuda": 3}

@@ -13,13 +13,14 @@ from typing import Any
 
 from packaging.version import Version
 
-from torchfit._runner import Runner, run_reporting
+from torchfit._runner import Runner, run
 from torchfit.check.verify import Verification, verify
-from torchfit.choose.policy import Compat, GpuFit, cuda_runs
+from torchfit.choose.gpu_fit import GpuFit
+from torchfit.choose.policy import Compat, cuda_runs
 from torchfit.choose.releases import cuda_builds
 from torchfit.environment.target import Target
-from torchfit.machine.detect import Detection
 from torchfit.machine.drivers import min_driver_for_cuda
+from torchfit.machine.record import Detection
 from torchfit.variants import Variant, format_cuda, parse_cuda
 
 
@@ -79,11 +80,11 @@ def diagnose(
     target: Target,
     *,
     compat: Compat = "strict",
-    run: Runner = run_reporting,
+    runner: Runner = run,
     env: Mapping[str, str] = os.environ,
 ) -> Diagnosis:
-    verification = verify(python, detection, compat=compat, run=run)
-    nvcc = run(["nvcc", "--version"], 30)
+    verification = verify(python, detection, compat=compat, runner=runner)
+    nvcc = runner(["nvcc", "--version"], timeout=30)
     toolkit = Toolkit(
         parse_nvcc_version(nvcc.stdout) if nvcc.returncode == 0 else None,
         env.get("CUDA_HOME") or env.get("CUDA_PATH"),

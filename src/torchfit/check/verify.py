@@ -8,64 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from torchfit._runner import Runner, run_reporting
+from torchfit._probes import probe_command
+from torchfit._runner import Runner, run
 from torchfit.choose.archs import ArchList, parse_arch_list
 from torchfit.choose.policy import Compat, cuda_runs
-from torchfit.environment.install import DISTRIBUTIONS_SNIPPET
 from torchfit.errors import VerificationFailed
-from torchfit.machine.detect import Detection
+from torchfit.machine.record import Detection
 from torchfit.variants import Variant, format_cuda, parse_cuda
-
-# Runs in the target interpreter. Reads torch/version.py as text first, so a broken or
-# mismatched build still reports what it is; imports torch only when asked to.
-_PROBE = (
-    DISTRIBUTIONS_SNIPPET
-    + r"""
-import ast, importlib.util, json
-facts = {"version": None, "cuda": None, "hip": None, "import_error": None, "cuda_available": None}
-facts["version"] = installed_distributions().get("torch")
-if facts["version"] is None:
-    print(json.dumps(facts))
-    sys.exit(0)
-spec = importlib.util.find_spec("torch")
-for folder in (spec.submodule_search_locations or []) if spec else []:
-    path = os.path.join(folder, "version.py")
-    if os.path.isfile(path):
-        tree = ast.parse(open(path, encoding="utf-8").read())
-        for node in tree.body:
-            if isinstance(node, ast.Assign):
-                target = node.targets[0]
-            else:
-                target = getattr(node, "target", None)
-            name = getattr(target, "id", None)
-            if name in ("cuda", "hip") and getattr(node, "value", None) is not None:
-                try:
-                    facts[name] = ast.literal_eval(node.value)
-                except ValueError:
-                    pass
-        break
-if sys.argv[1] == "import":
-    try:
-        import torch
-    except Exception as exc:
-        facts["import_error"] = "%s: %s" % (type(exc).__name__, exc)
-if sys.argv[1] == "import" and sys.argv[2] == "gpu" and not facts["import_error"]:
-    cuda = torch.cuda
-    facts["cuda_available"] = bool(cuda.is_available())
-    if facts["cuda_available"]:
-        facts["arch_list"] = list(cuda.get_arch_list())
-        facts["devices"] = [
-            {"name": cuda.get_device_name(i), "capability": list(cuda.get_device_capability(i))}
-            for i in range(cuda.device_count())
-        ]
-        facts["cudnn"] = torch.backends.cudnn.version()
-        try:  # the first kernel launch is where "no kernel image is available" shows up
-            facts["kernel"] = float((torch.ones(1, device="cuda") + 1).item())
-        except Exception as exc:
-            facts["kernel_error"] = "%s: %s" % (type(exc).__name__, exc)
-print(json.dumps(facts))
-"""
-)
 
 
 @dataclass(frozen=True)
@@ -119,29 +68,25 @@ def _hint(check: Check) -> str:
 
 
 def read_torch(
-    python: str, *, import_torch: bool, ask_cuda: bool = False, run: Runner = run_reporting
+    python: str, *, import_torch: bool, ask_cuda: bool = False, runner: Runner = run
 ) -> dict[str, Any]:
-    """The facts the probe script reports from the target interpreter.
+    """The facts the torch probe reports from the target interpreter.
 
     Reads the installed files first, then (when asked) imports torch in a second run, so a
     torch whose import crashes or hangs still reports its version and CUDA.
     """
-    static = _probe(python, ["static", "nogpu"], run, 120)
+    done = runner(probe_command(python, "installed", "torch", "static"), timeout=120)
+    static = _parse(done.stdout) if done.returncode == 0 else None
+    if static is None:
+        raise VerificationFailed(f"could not inspect torch in {python}: {done.tail(1)}")
     if not import_torch or static["version"] is None:
         return static
-    done = run([python, "-c", _PROBE, "import", "gpu" if ask_cuda else "nogpu"], 600)
+    mode = ["import", "gpu"] if ask_cuda else ["import"]
+    done = runner(probe_command(python, "installed", "torch", *mode), timeout=600)
     facts = _parse(done.stdout) if done.returncode == 0 else None
     if facts is None:
         died = f"the interpreter died importing torch (exit {done.returncode}): {done.tail(1)}"
         return {**static, "import_error": died}
-    return facts
-
-
-def _probe(python: str, mode: list[str], run: Runner, timeout: float) -> dict[str, Any]:
-    done = run([python, "-c", _PROBE, *mode], timeout)
-    facts = _parse(done.stdout) if done.returncode == 0 else None
-    if facts is None:
-        raise VerificationFailed(f"could not inspect torch in {python}: {done.tail(1)}")
     return facts
 
 
@@ -161,7 +106,7 @@ def verify(
     expected_variant: Variant | None = None,
     compat: Compat = "strict",
     forced: bool = False,
-    run: Runner = run_reporting,
+    runner: Runner = run,
 ) -> Verification:
     """Check the torch installed in ``python`` against a plan (when given) and the machine.
 
@@ -171,7 +116,7 @@ def verify(
     """
     # An overridden driver is a simulation (a Docker build): there may be no GPU to ask.
     gpu_present = detection.has_nvidia and detection.source != "override"
-    facts = read_torch(python, import_torch=True, ask_cuda=gpu_present, run=run)
+    facts = read_torch(python, import_torch=True, ask_cuda=gpu_present, runner=runner)
     version, cuda = facts["version"], facts["cuda"]
     if version is None:
         missing = Check("installed", "fail", f"torch is not installed in {python}")

@@ -1,6 +1,6 @@
 """Run pip (or uv) in the target interpreter, and read back what got installed.
 
-Command builders are pure; ``run`` is the seam tests and callers can replace.
+Command builders are pure; the runner is the seam tests and callers can replace.
 """
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from torchfit._runner import Completed, Runner, run_reporting
+from torchfit._probes import probe_command
+from torchfit._runner import Completed, Runner, run
 from torchfit.errors import InstallerMissing, InstallFailed
 
 Installer = Literal["pip", "uv"]
@@ -53,64 +56,44 @@ def install_command(
     return [python, "-m", "pip", "install", *requirements, *extra_args]
 
 
-def find_uv() -> str:
+def find_uv(python: str = sys.executable) -> str:
+    """The uv executable: beside ``python`` (``pip install uv`` or ``uv tool install`` put it
+    there), then where the ``uv`` package says, then on PATH.
+
+    Raises InstallerMissing when there is none.
+    """
+    scripts = Path(python).parent
+    for name in ("uv", "uv.exe"):
+        if (scripts / name).is_file():
+            return str(scripts / name)
+    try:
+        from uv import find_uv_bin  # the uv package's own lookup
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
     found = shutil.which("uv")
     if found is None:
-        raise InstallerMissing("uv is not on PATH", hint="install uv, or use --installer pip")
+        raise InstallerMissing("uv was not found", hint="pip install uv, or use --installer pip")
     return found
 
 
-# Runs in the target interpreter, which may be as old as Python 3.6 (no importlib.metadata
-# before 3.8), so it reads dist-info folders itself there. The first one on sys.path wins, as
-# for an import.
-DISTRIBUTIONS_SNIPPET = r"""
-import os, sys
-def installed_distributions():
-    found = {}
-    try:
-        from importlib.metadata import distributions
-    except ImportError:
-        distributions = None
-    if distributions is not None:
-        for dist in distributions():
-            if dist.metadata["Name"]:
-                found.setdefault(dist.metadata["Name"].lower(), dist.version)
-        return found
-    for folder in sys.path:
-        if not os.path.isdir(folder):
-            continue
-        for entry in sorted(os.listdir(folder)):
-            path = os.path.join(folder, entry, "METADATA")
-            if not entry.endswith(".dist-info") or not os.path.isfile(path):
-                continue
-            fields = {}
-            with open(path, encoding="utf-8", errors="replace") as lines:
-                for line in lines:
-                    if not line.strip():
-                        break
-                    key, _, value = line.partition(":")
-                    fields.setdefault(key.strip().lower(), value.strip())
-            if fields.get("name"):
-                found.setdefault(fields["name"].lower(), fields.get("version", ""))
-    return found
-"""
-
-
-def installed_versions(python: str, run: Runner = run_reporting) -> dict[str, str]:
+def installed_versions(python: str, runner: Runner = run) -> dict[str, str]:
     """Distribution name -> version in the target interpreter (reads metadata only)."""
-    script = DISTRIBUTIONS_SNIPPET + "import json\nprint(json.dumps(installed_distributions()))\n"
-    done = run([python, "-c", script], 120)
+    done = runner(probe_command(python, "installed", "distributions"), timeout=120)
     if done.returncode != 0:
         raise InstallerMissing(f"cannot run the target interpreter {python}: {done.tail()}")
     try:
-        result: dict[str, str] = json.loads(done.stdout)
-    except ValueError as exc:
-        raise InstallerMissing(f"{python} did not answer like a Python interpreter") from exc
-    return result
+        result = json.loads(done.stdout)
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        raise InstallerMissing(f"{python} did not answer like a Python interpreter")
+    return {str(name): str(version) for name, version in result.items()}
 
 
-def ensure_pip(python: str, run: Runner = run_reporting) -> None:
-    done = run([python, "-m", "pip", "--version"], 120)
+def ensure_pip(python: str, runner: Runner = run) -> None:
+    done = runner([python, "-m", "pip", "--version"], timeout=120)
     if done.returncode != 0:
         raise InstallerMissing(
             f"{python} has no pip",
@@ -118,8 +101,10 @@ def ensure_pip(python: str, run: Runner = run_reporting) -> None:
         )
 
 
-def run_install(command: Sequence[str], run: Runner = run_reporting) -> Completed:
-    done = run(command, None)
+def run_install(
+    command: Sequence[str], runner: Runner = run, on_output: Callable[[str], None] | None = None
+) -> Completed:
+    done = runner(command, on_output=on_output)
     if done.returncode != 0:
         raise InstallFailed(
             f"the installer failed (exit {done.returncode}): {shlex.join(command)}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,24 +17,10 @@ from typing import Any
 from packaging import tags
 from packaging.tags import Tag
 
+from torchfit._probes import probe_command
+from torchfit._probes.interpreter import interpreter_facts
+from torchfit._runner import Runner, run
 from torchfit.errors import UsageError
-
-# Runs inside the target interpreter (any Python 3), so: standard library only. The running
-# interpreter runs the same function in-process: one code path for both.
-_FACTS = r"""
-import platform, sys, sysconfig
-def interpreter_facts():
-    return {
-        "version": list(sys.version_info[:3]),
-        "implementation": sys.implementation.name,
-        "platform": sysconfig.get_platform(),
-        "libc": list(platform.libc_ver()),
-        "mac": platform.mac_ver()[0],
-        "machine": platform.machine(),
-        "abiflags": getattr(sys, "abiflags", ""),
-        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-    }
-"""
 
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -187,29 +172,19 @@ def from_facts(facts: dict[str, Any], interpreter: str | None) -> Target:
     )
 
 
-def from_interpreter(python: str) -> Target:
-    """Ask another interpreter what it is (a subprocess; never a shell)."""
+def from_interpreter(python: str, runner: Runner = run) -> Target:
+    """Ask another interpreter what it is (the interpreter probe, in a subprocess)."""
+    done = runner(probe_command(python, "interpreter"), timeout=60)
+    if done.failure:
+        raise UsageError(f"cannot run --python {python}: {done.failure}")
+    if done.returncode != 0:
+        raise UsageError(f"--python {python} failed to start: {done.tail(1)}")
     try:
-        completed = subprocess.run(
-            [python, "-c", _FACTS + "import json\nprint(json.dumps(interpreter_facts()))"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"cannot run --python {python}: {exc}") from exc
-    if completed.returncode != 0:
-        tail = completed.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise UsageError(f"--python {python} failed to start: {tail[0]}")
-    try:
-        return from_facts(json.loads(completed.stdout), python)
+        return from_facts(json.loads(done.stdout), python)
     except (ValueError, KeyError, TypeError, IndexError):
         raise UsageError(f"--python {python} did not answer like a Python interpreter") from None
 
 
 def current() -> Target:
-    """The running interpreter."""
-    namespace: dict[str, Any] = {}
-    exec(_FACTS, namespace)
-    return from_facts(namespace["interpreter_facts"](), sys.executable)
+    """The running interpreter (the same probe, in-process)."""
+    return from_facts(interpreter_facts(), sys.executable)

@@ -1,0 +1,53 @@
+"""The user's requirements, split: torch-family ones for the resolver, the rest for pip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from torchfit.choose.candidates import FAMILY, FamilyRequirement
+from torchfit.environment.target import Target
+from torchfit.errors import UsageError
+
+
+def split_requirements(
+    requirements: Sequence[str], target: Target
+) -> tuple[list[FamilyRequirement], list[str]]:
+    """Torch-family requirements for the resolver; everything else goes to pip as written.
+
+    A torch-family requirement whose marker does not hold for the target is dropped.
+    """
+    family, others = [], []
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            detail = str(exc).splitlines()[0]
+            raise UsageError(f"invalid requirement {text!r}: {detail}") from None
+        name = canonicalize_name(requirement.name)
+        if name not in FAMILY:
+            others.append(text)
+        elif requirement.url or requirement.extras:
+            raise UsageError(
+                f"{text!r}: torchfit chooses the file for {name} itself",
+                hint=f"write a version requirement such as {name}==X.Y.Z",
+            )
+        elif _marker_holds(requirement, target):
+            family.append(FamilyRequirement(name, requirement.specifier, "user"))
+    if not family:
+        raise UsageError(
+            "no torch-family requirement given (or none whose marker holds for this target)",
+            hint="e.g. torchfit plan torch==2.8.0 torchvision",
+        )
+    return family, others
+
+
+def _marker_holds(requirement: Requirement, target: Target) -> bool:
+    if requirement.marker is None:
+        return True
+    try:
+        return requirement.marker.evaluate(target.marker_environment())
+    except Exception as exc:  # packaging raises several types for markers it cannot evaluate
+        raise UsageError(f"cannot evaluate the marker of {str(requirement)!r}: {exc}") from None

@@ -1,0 +1,75 @@
+"""Text output: the lines a person reads for each verb's result (JSON is each value's own)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from torchfit.variants import format_cuda
+
+if TYPE_CHECKING:
+    from torchfit.check.doctor import Diagnosis
+    from torchfit.check.verify import Verification
+    from torchfit.choose.plan import Plan
+    from torchfit.machine.record import Detection
+    from torchfit.session import InstallResult
+
+
+def detection_text(detection: Detection) -> list[str]:
+    if detection.max_cuda is not None:
+        driver = detection.driver_version or "(unknown)"
+        limit = format_cuda(detection.max_cuda)
+        head = f"NVIDIA driver {driver}: CUDA up to {limit} (from {detection.source})"
+    elif detection.suspected_gpu:
+        head = "an NVIDIA driver seems present, but its version could not be read"
+    else:
+        head = "no NVIDIA GPU found"
+    lines = [head]
+    for gpu in detection.gpus:
+        cc = format_cuda(gpu.compute_capability) if gpu.compute_capability else "unknown"
+        lines.append(f"  GPU: {gpu.name or '(unnamed)'} (compute capability {cc})")
+    lines += [f"  {p.source}: {p.outcome}" for p in detection.trace]
+    return lines
+
+
+def plan_text(plan: Plan) -> list[str]:
+    major, minor = plan.target.python_version
+    target = f"Python {major}.{minor} on {plan.target.platforms[0]}"
+    lines = [f"variant {plan.variant.tag} for {target}"]
+    lines += [f"  {p.name} {p.version}  {p.filename}" for p in plan.packages]
+    lines += [f"  {r}  (from your pip settings)" for r in plan.passthrough]
+    lines += ["why:"] + [f"  - {reason}" for reason in plan.reasons]
+    return lines
+
+
+def verification_text(result: Verification) -> list[str]:
+    lines = [f"torch {result.torch_version or '(not installed)'} in {result.python}"]
+    lines += [f"  [{c.status}] {c.name}: {c.detail}" for c in result.checks]
+    return lines
+
+
+def doctor_text(diagnosis: Diagnosis) -> list[str]:
+    lines = detection_text(diagnosis.detection)[: 1 + len(diagnosis.detection.gpus)]
+    result = diagnosis.verification
+    if result.torch_version is None:
+        lines.append(f"torch: not installed in {result.python}")
+    else:
+        build = f"CUDA {result.torch_cuda} build" if result.torch_cuda else "no CUDA"
+        lines.append(f"torch {result.torch_version} in {result.python}: {build}")
+        if result.facts.get("arch_list"):
+            lines.append(f"  kernels for: {' '.join(result.facts['arch_list'])}")
+    lines.append(f"system CUDA toolkit: {diagnosis.toolkit.nvcc or 'none found'} (nvcc)")
+    lines.append("")
+    for finding in diagnosis.findings:
+        lines.append(f"{finding.severity}: {finding.message}")
+        for number, fix in enumerate(finding.fixes):
+            lines.append(f"  {'fix' if number == 0 else 'or'}: {fix}")
+    return lines
+
+
+def install_text(result: InstallResult) -> list[str]:
+    lines = plan_text(result.plan)
+    if result.verification is None:
+        return [*lines, "would run: " + shlex.join(result.command)]
+    lines += ["changed:"] + [f"  {c}" for c in result.changes or ["nothing"]]
+    return lines + verification_text(result.verification)
