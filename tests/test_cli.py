@@ -205,3 +205,19 @@ def test_python_that_is_not_python(capsys: pytest.CaptureFixture[str], tmp_path:
     code, _, err = run(capsys, "plan", "torch", "--python", str(fake), "--offline")
     assert code == 2
     assert "did not answer like a Python interpreter" in err
+
+
+def test_options_and_requirements_mix_as_with_pip(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "plan", "torch==1.7.1", "--cuda", "10.1", "torchvision", *OFFLINE, "--json"
+    )
+    assert code == 0
+    assert [p["name"] for p in json.loads(out)["packages"]] == ["torch", "torchvision"]
+
+
+def test_installer_arguments_on_a_verb_without_installer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.1", *OFFLINE, "--", "-q")
+    assert code == 2
+    assert err.startswith("error: `torchfit plan` passes nothing to an installer: '-q'")

@@ -343,3 +343,25 @@ def test_explicit_cpu_on_a_gpu_machine_installs_and_verifies(
     checks = {c["name"]: c for c in json.loads(done.stdout)["verification"]["checks"]}
     assert checks["driver"]["status"] == "pass"
     assert checks["driver"]["detail"] == "a cpu build, as asked for"
+
+
+def test_compat_minor_reaches_verify(tmp_path: Path) -> None:
+    """A CUDA 11.1 build on an 11.0 driver that minor-version compatibility allows: what
+    `install --compat minor` accepted, `verify --compat minor` must accept too."""
+    wheel = standin_torch(tmp_path, "1.8.0+cu111", cuda="11.1")
+    venv = make_venv(tmp_path / "venv")
+    subprocess.run(
+        [str(venv), "-m", "pip", "install", "-q", "--no-index", str(wheel)],
+        check=True,
+        env=isolated_env(),
+        timeout=300,
+    )
+    machine = ["--driver", "450.80.02", "--python", str(venv), "--json"]
+    strict = torchfit("verify", *machine)
+    assert strict.returncode == 1
+    minor = torchfit("verify", *machine, "--compat", "minor")
+    assert minor.returncode == 0, minor.stdout
+    checks = {c["name"]: c for c in json.loads(minor.stdout)["checks"]}
+    assert "minor-version compatibility" in checks["driver"]["detail"]
+    doctor = torchfit("doctor", *machine, "--compat", "minor")
+    assert json.loads(doctor.stdout)["healthy"] is True, doctor.stdout

@@ -1,3 +1,6 @@
+"""``python -m torchfit``."""
+
 from torchfit.cli.main import entrypoint
 
-entrypoint()
+if __name__ == "__main__":
+    entrypoint()

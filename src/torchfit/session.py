@@ -38,7 +38,7 @@ from torchfit.errors import InstallFailed, UsageError
 from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.machine.detect import detect
 from torchfit.machine.nvml import IMPORT_NVML
-from torchfit.machine.record import PROC_VERSION, Detection
+from torchfit.machine.record import Detection
 from torchfit.settings import Settings, resolve_settings
 
 __all__ = [
@@ -82,7 +82,7 @@ class Session:
         source: PageSource | None = None,
         runner: Runner = run,
         nvml: Any = IMPORT_NVML,
-        proc_version: Path = Path(PROC_VERSION),
+        proc_version: Path | None = None,
         **options: Any,
     ) -> None:
         options = {name: value for name, value in options.items() if value is not None}

@@ -35,7 +35,8 @@ from torchfit.machine.smi import probe_nvidia_smi
 logger = logging.getLogger(__name__)
 
 _NO_OVERRIDES = Overrides()
-_PROC_PATH = Path(PROC_VERSION)
+#: The file the kernel module writes; read at call time (tests point it elsewhere).
+DRIVER_VERSION_FILE = Path(PROC_VERSION)
 
 
 def detect(
@@ -43,13 +44,14 @@ def detect(
     *,
     nvml: Any = IMPORT_NVML,
     runner: Runner = run,
-    proc_version: Path = _PROC_PATH,
+    proc_version: Path | None = None,
     os: str | None = None,
     timeout: float = 10.0,
 ) -> Detection:
     """Detect the driver, its maximum CUDA and the GPUs; never raises for a failed source.
 
     ``nvml`` is a pynvml-like module (None disables NVML); ``runner`` runs nvidia-smi;
+    ``proc_version`` replaces ``/proc/driver/nvidia/version``;
     ``os`` is "linux", "windows" or "macos" (None: this machine's).
     Raises ValueError for an unknown ``os``.
     """
@@ -63,7 +65,7 @@ def detect(
     sources: tuple[tuple[str, Callable[[], Found]], ...] = (
         (NVML, lambda: probe_nvml(nvml, os_name)),
         (NVIDIA_SMI, lambda: probe_nvidia_smi(runner, timeout, os_name)),
-        (PROC_VERSION, lambda: probe_proc(proc_version, os_name)),
+        (PROC_VERSION, lambda: probe_proc(proc_version or DRIVER_VERSION_FILE, os_name)),
     )
     for name, ask in sources:
         if answer is not None:

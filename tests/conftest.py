@@ -1,0 +1,60 @@
+"""Tests own their world: no GPU tool, NVML library or driver file of the host is seen.
+
+Without this, a test that expects "no NVIDIA GPU" passes here and fails on a GPU machine.
+CI proves it by running the suite once more with a fake nvidia-smi on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from torchfit.machine import detect
+
+_HOST_TOOLS = ("nvidia-smi", "nvidia-smi.exe", "nvcc", "nvcc.exe", "rocm-smi")
+
+# Stands in for nvidia-ml-py on a machine without the NVML library, in this process and in
+# every Python child a test starts (through PYTHONPATH).
+_ABSENT_NVML = """
+class NVMLError(Exception):
+    def __init__(self, value):
+        super().__init__("NVML Shared Library Not Found")
+        self.value = value
+
+
+def nvmlInit():
+    raise NVMLError(12)
+"""
+
+
+@pytest.fixture(scope="session")
+def _absent_nvml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("absent-nvml")
+    (folder / "pynvml.py").write_text(_ABSENT_NVML, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, _absent_nvml: Path
+) -> Iterator[None]:
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    kept = [d for d in path if d and not any((Path(d) / t).exists() for t in _HOST_TOOLS)]
+    monkeypatch.setenv("PATH", os.pathsep.join(kept))
+    python_path = [
+        str(_absent_nvml),
+        *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+    ]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(python_path))
+    fake = types.ModuleType("pynvml")
+    exec(_ABSENT_NVML, fake.__dict__)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(detect, "DRIVER_VERSION_FILE", tmp_path_factory.getbasetemp() / "no-proc")
+    for name in [n for n in os.environ if n.startswith("TORCHFIT_")]:
+        monkeypatch.delenv(name)
+    yield
