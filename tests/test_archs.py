@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import doctest
-import itertools
 
 import pytest
 
 from torchfit.choose import archs as _archs
-from torchfit.choose.archs import ROWS, ArchList, arch_list, min_torch_for, parse_arch_list
+from torchfit.choose import kernels as _kernels
+from torchfit.choose.archs import ArchList, arch_list, min_torch_for, parse_arch_list
 from torchfit.choose.releases import RELEASES
 from torchfit.variants import Variant
 
@@ -25,6 +25,7 @@ def archs(text: str) -> ArchList:
 
 def test_doctests() -> None:
     assert doctest.testmod(_archs).failed == 0
+    assert doctest.testmod(_kernels).failed == 0
 
 
 def test_parse_build_script_notation() -> None:
@@ -136,11 +137,29 @@ def test_min_torch_for() -> None:
     assert min_torch_for((12, 0), "macos") == []
 
 
-def test_rows_have_sources_and_never_overlap() -> None:
-    for row in ROWS:
-        assert row.archs.source.strip(), row
-        assert row.first <= row.last and row.variants and row.platform in _archs.PLATFORMS
-        assert row.archs.sass or row.archs.ptx
-    for a, b in itertools.combinations(ROWS, 2):
-        if a.platform == b.platform and a.variants & b.variants:
-            assert a.last < b.first or b.last < a.first, (a, b)
+def test_kernel_lists_have_sources() -> None:
+    named = [v for v in vars(_kernels).values() if isinstance(v, ArchList)]
+    assert len(named) >= 40
+    for kernels in named + [a for r in RELEASES for _, _, a in r.kernels]:
+        assert kernels.source.strip(), kernels
+        assert kernels.sass or kernels.ptx
+
+
+def test_each_release_names_one_list_per_build() -> None:
+    for release in RELEASES:
+        builds = [(platform, tag) for platform, tag, _ in release.kernels]
+        assert len(builds) == len(set(builds)), release.torch
+        for platform, tag in builds:
+            assert platform in _archs.PLATFORMS and platform != "macos", (release.torch, platform)
+            assert Variant.parse(tag).kind == "cuda", (release.torch, tag)
+
+
+def test_a_patch_release_without_a_row_takes_its_series_row() -> None:
+    assert arch_list("2.8.1", Variant.parse("cu128"), "linux") is arch_list(
+        "2.8.0", Variant.parse("cu128"), "linux"
+    )
+    # A series with no row has no list of its own; the newest older one is the best guess.
+    cu130 = Variant.parse("cu130")
+    assert arch_list("2.98.0", cu130, "linux") is None
+    older = _archs.last_known_arch_list("2.98.0", cu130, "linux")
+    assert older is not None and older[1] is arch_list(f"{older[0]}.0", cu130, "linux")

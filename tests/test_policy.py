@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from torchfit.choose.policy import KNOWN_VARIANTS, choose_variants, cuda_runs
+from torchfit.choose.policy import choose_variants, cuda_runs
+from torchfit.choose.releases import known_variants
 from torchfit.errors import NoCompatibleWheel, UsageError
 from torchfit.machine.record import Detection
 from torchfit.variants import Variant, parse_cuda
@@ -152,8 +153,8 @@ def test_bad_variants_are_usage_errors(text: str) -> None:
 
 
 def test_known_variants_sort_newest_cuda_first() -> None:
-    assert KNOWN_VARIANTS[0].kind == "cuda"
-    cuda = [v.cuda for v in KNOWN_VARIANTS if v.cuda]
+    assert known_variants()[0].kind == "cuda"
+    cuda = [v.cuda for v in known_variants() if v.cuda]
     assert cuda == sorted(cuda, reverse=True)
 
 

@@ -8,15 +8,17 @@ from the ``TORCHFIT_*`` variables, then the defaults, as on the command line.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torchfit.check.doctor import Diagnosis
-from torchfit.check.verify import Verification
-from torchfit.choose.plan import Plan
-from torchfit.environment.install import Installer
-from torchfit.machine.record import Detection
 from torchfit.session import InstallResult, Session
-from torchfit.settings import Settings
+
+if TYPE_CHECKING:
+    from torchfit.check.doctor import Diagnosis
+    from torchfit.check.verify import Verification
+    from torchfit.choose.plan import Plan
+    from torchfit.environment.install import Installer
+    from torchfit.machine.record import Detection
+    from torchfit.settings import Settings
 
 
 def plan(

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.parser import BytesParser
 from typing import Protocol
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -19,7 +18,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from torchfit.choose.gpu_fit import GpuFit
-from torchfit.choose.releases import RELEASES, companion_pin, release_of
+from torchfit.choose.releases import companion_pin, current_variants, known_versions, release_of
 from torchfit.environment.target import Target
 from torchfit.index.pages import Link
 from torchfit.variants import Variant
@@ -86,14 +85,6 @@ def _python_fits(requires_python: str, python: str) -> bool:
         return True  # as pip does: a broken constraint is no constraint
 
 
-def _known_versions(project: str, variant: Variant) -> list[Version]:
-    return [
-        Version(getattr(release, project))
-        for release in RELEASES
-        if getattr(release, project, None) and variant.tag in release.variants
-    ]
-
-
 class CandidateFinder:
     """Reads candidates for the resolver; remembers why some were turned away."""
 
@@ -132,14 +123,14 @@ class CandidateFinder:
 
         def rank(v: Variant) -> tuple[bool, int]:
             fit = self.gpu_fit.judge(exact, v) if project == "torch" else None
-            return (exact in _known_versions(project, v), 2 if fit else 1)
+            return (exact in known_versions(project, v), 2 if fit else 1)
 
         return sorted(variants, key=rank, reverse=True)  # stable: variant order kept
 
     def _open_ended(self, project: str, variants: list[Variant]) -> list[Variant]:
         """Variants with no bound from the table: still published, or unknown to it."""
-        current = set(RELEASES[-1].variants)
-        return [v for v in variants if v.tag in current or not _known_versions(project, v)]
+        current = current_variants()
+        return [v for v in variants if v.tag in current or not known_versions(project, v)]
 
     def candidates(
         self,
@@ -182,11 +173,11 @@ class CandidateFinder:
         its last known release); variants still published for the newest known release, or
         unknown to the table, have no bound and are asked up front, in parallel.
         """
-        current = set(RELEASES[-1].variants)
+        current = current_variants()
         bounded: list[tuple[Version, Variant]] = []
         open_ended: list[Variant] = []
         for variant in variants:
-            known = _known_versions(project, variant)
+            known = known_versions(project, variant)
             matching = [v for v in known if specifier.contains(v, prereleases=True)]
             if variant.tag in current or not known:
                 open_ended.append(variant)
@@ -267,6 +258,8 @@ class CandidateFinder:
         return list(self._requires_family(metadata, origin))
 
     def _requires_family(self, metadata: bytes, origin: str) -> Iterator[FamilyRequirement]:
+        from email.parser import BytesParser  # only here: most plans read no metadata
+
         message = BytesParser().parsebytes(metadata, headersonly=True)
         environment = self.target.marker_environment()
         for line in message.get_all("Requires-Dist") or []:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from packaging.version import Version
 
 from torchfit.choose.archs import ArchList, arch_list, last_known_arch_list, min_torch_for
-from torchfit.choose.policy import KNOWN_VARIANTS
-from torchfit.choose.releases import cuda_builds
+from torchfit.choose.releases import cuda_builds, known_variants
 from torchfit.environment.target import Target
 from torchfit.errors import NoCompatibleWheel
 from torchfit.machine.record import Detection
@@ -131,7 +130,7 @@ class GpuFit:
             return None
         series, kernels = older
         assumed = f"{series}'s {variant.tag} list"
-        for sibling in KNOWN_VARIANTS:
+        for sibling in known_variants():
             if sibling.cuda is None or variant.cuda is None or sibling.cuda[0] != variant.cuda[0]:
                 continue
             known = arch_list(str(version), sibling, self.platform)

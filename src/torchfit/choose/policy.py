@@ -10,22 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from torchfit.choose.releases import RELEASES
+from torchfit.choose.releases import known_variants
 from torchfit.errors import NoCompatibleWheel
 from torchfit.machine.drivers import min_driver_for_cuda, minor_compat_floor, parse_driver_version
 from torchfit.machine.record import Detection
 from torchfit.variants import Variant, format_cuda
 
 Compat = Literal["strict", "minor"]
-
-#: Every variant the release table knows, best first.
-KNOWN_VARIANTS: tuple[Variant, ...] = tuple(
-    sorted(
-        {Variant.parse(tag) for release in RELEASES for tag in release.variants},
-        key=Variant.sort_key,
-        reverse=True,
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -64,7 +55,7 @@ def choose_variants(
     explicit: Variant | None = None,
     force: bool = False,
     target_os: str,
-    candidates: Iterable[Variant] = KNOWN_VARIANTS,
+    candidates: Iterable[Variant] | None = None,
 ) -> Choice:
     """The variants to search, best first.
 
@@ -73,6 +64,7 @@ def choose_variants(
     """
     if explicit is not None:
         return _check_explicit(explicit, detection, compat, force)
+    candidates = known_variants() if candidates is None else candidates
     if target_os == "macos":
         return Choice((Variant("cpu"),), ("macOS wheels are CPU builds (MPS is built in)",))
     if not detection.has_nvidia:
