@@ -149,3 +149,25 @@ def test_library_reads_torchfit_variables_like_the_cli(monkeypatch: pytest.Monke
 def test_unknown_library_option_is_a_usage_error() -> None:
     with pytest.raises(torchfit.UsageError, match="unknown option 'cudaa'"):
         torchfit.plan("torch", cudaa=(12, 8))
+
+
+def test_library_and_cli_give_the_same_error_for_the_same_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from torchfit.cli.main import main
+
+    argv = ["torch==1.7.1", "--cuda", "10.1", "--offline", "--python-version", "3.8"]
+    argv += ["--platform", "linux_x86_64"]
+    code = main(["install", *argv], env={"TORCHFIT_CACHE_DIR": "-"})
+    cli_error = capsys.readouterr().err.splitlines()[0]
+    with pytest.raises(torchfit.UsageError) as caught:
+        torchfit.install(
+            "torch==1.7.1",
+            cuda=(10, 1),
+            offline=True,
+            python_version="3.8",
+            platforms=["linux_x86_64"],
+            cache_dir=None,
+        )
+    assert code == 2
+    assert cli_error == f"error: {caught.value.message}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -184,7 +185,12 @@ class _Server(http.server.ThreadingHTTPServer):
 class IndexServer:
     """A running server; use :func:`serve_directory` to get one."""
 
-    def __init__(self, root: Path, routes: Mapping[str, Route] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        routes: Mapping[str, Route] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.routes: dict[str, Route] = dict(routes or {})  # tests may change it while serving
         self._lock = threading.Lock()
@@ -192,7 +198,13 @@ class IndexServer:
         self._served: dict[str, int] = {}
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        scheme = "http"
+        if ssl_context is not None:  # TLS: the handshake runs in each connection's thread
+            scheme = "https"
+            self._httpd.socket = ssl_context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
         # A short poll interval keeps stop() (and so each test's teardown) quick.
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -233,9 +245,14 @@ class IndexServer:
 
 
 @contextmanager
-def serve_directory(root: Path, routes: Mapping[str, Route] | None = None) -> Iterator[IndexServer]:
-    """Serve ``root`` on ``http://127.0.0.1:<free port>`` until the block exits."""
-    server = IndexServer(root, routes)
+def serve_directory(
+    root: Path,
+    routes: Mapping[str, Route] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Iterator[IndexServer]:
+    """Serve ``root`` on ``http://127.0.0.1:<free port>`` until the block exits
+    (``https://`` with ``ssl_context``, a server-side context; see ``support.tls``)."""
+    server = IndexServer(root, routes, ssl_context)
     try:
         yield server
     finally:

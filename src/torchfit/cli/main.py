@@ -87,6 +87,8 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
             return _emit(
                 args, result.to_json(), render.verification_text(result), int(not result.ok)
             )
+        if verb == "install":
+            session.python  # noqa: B018 -- a target with nowhere to install fails before planning
         plan = session.plan(args.requirements)
         if not args.json:
             for warning in plan.warnings:
