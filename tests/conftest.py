@@ -1,4 +1,4 @@
-"""Tests own their world: no GPU tool, NVML library or driver file of the host is seen.
+"""Tests own their world: no GPU tool, NVML library, driver file or cache of the host is seen.
 
 Without this, a test that expects "no NVIDIA GPU" passes here and fails on a GPU machine.
 CI proves it by running the suite once more with a fake nvidia-smi on PATH.
@@ -57,4 +57,6 @@ def isolated_machine(
     monkeypatch.setattr(detect, "DRIVER_VERSION_FILE", tmp_path_factory.getbasetemp() / "no-proc")
     for name in [n for n in os.environ if n.startswith("TORCHFIT_")]:
         monkeypatch.delenv(name)
+    # Each test its own HTTP cache: never the user's, never another test's fresh pages.
+    monkeypatch.setenv("TORCHFIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     yield

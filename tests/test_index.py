@@ -9,6 +9,7 @@ import pytest
 
 from support import Response, serve_directory
 from torchfit.errors import IndexFetchError, UsageError
+from torchfit.index.cache import DEFAULT_LIFETIME
 from torchfit.index.client import IndexClient, bundled_snapshots, check_url
 from torchfit.variants import Variant
 
@@ -50,13 +51,17 @@ def test_flat_page_filters_by_folder(snapshot_root: Path) -> None:
     }
 
 
-def test_cache_is_revalidated_with_etag(snapshot_root: Path, tmp_path: Path) -> None:
+def test_cache_is_revalidated_with_etag_once_stale(snapshot_root: Path, tmp_path: Path) -> None:
+    now = [1_000_000.0]
     with serve_directory(snapshot_root) as server:
-        with IndexClient(f"{server.url}/whl", cache_dir=tmp_path / "cache") as first:
+        base, cache = f"{server.url}/whl", tmp_path / "cache"
+        with IndexClient(base, cache_dir=cache, clock=lambda: now[0]) as first:
             first.links("torch", CU101)
-        with IndexClient(f"{server.url}/whl", cache_dir=tmp_path / "cache") as second:
+        now[0] += DEFAULT_LIFETIME + 1
+        with IndexClient(base, cache_dir=cache, clock=lambda: now[0]) as second:
             assert second.links("torch", CU101) == first.links("torch", CU101)
         conditional = server.received[-1].headers
+        assert len(server.requests) == 2
     assert conditional.get("If-None-Match")
     assert [r.origin for r in second.records] == ["cache (revalidated)"]
 
@@ -104,12 +109,15 @@ def test_pep691_json_page_is_preferred(tmp_path: Path) -> None:
     (folder / "index.json").write_text(
         '{"meta": {"api-version": "1.0"}, "name": "torch", "files": [{"filename":'
         ' "torch-2.8.0+cpu-cp312-cp312-win_amd64.whl", "url":'
-        ' "/whl/cpu/torch-2.8.0%2Bcpu-cp312-cp312-win_amd64.whl", "hashes": {"sha256": "AB"},'
-        ' "core-metadata": {"sha256": "cd"}}]}'
+        ' "/whl/cpu/torch-2.8.0%2Bcpu-cp312-cp312-win_amd64.whl", "hashes": {"sha256": "'
+        + "AB" * 32
+        + '"}, "core-metadata": {"sha256": "'
+        + "cd" * 32
+        + '"}}]}'
     )
     with serve_directory(tmp_path) as server, IndexClient(f"{server.url}/whl") as client:
         (link,) = client.links("torch", Variant("cpu"))
-    assert (link.sha256, link.metadata) == ("ab", "cd")
+    assert (link.sha256, link.metadata) == ("ab" * 32, "cd" * 32)
 
 
 def test_mirror_rewrites_upstream_absolute_links(tmp_path: Path) -> None:

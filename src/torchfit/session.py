@@ -13,26 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torchfit._runner import Runner, run
-from torchfit.check.doctor import Diagnosis, diagnose
-from torchfit.check.verify import Verification, verify
 from torchfit.choose.candidates import PageSource
 from torchfit.choose.plan import Plan, make_plan
 from torchfit.choose.policy import choose_variants
 from torchfit.choose.requirements import split_requirements
 from torchfit.environment import target as targets
-from torchfit.environment.install import (
-    Installer,
-    WheelPin,
-    describe_changes,
-    ensure_pip,
-    find_uv,
-    install_command,
-    installed_versions,
-    run_install,
-)
 from torchfit.environment.target import Target
 from torchfit.errors import InstallFailed, UsageError
 from torchfit.index.client import IndexClient, bundled_snapshots
@@ -40,6 +28,11 @@ from torchfit.machine.detect import detect
 from torchfit.machine.nvml import IMPORT_NVML
 from torchfit.machine.record import Detection
 from torchfit.settings import Settings, resolve_settings
+
+if TYPE_CHECKING:  # imported where used: planning alone needs none of them
+    from torchfit.check.doctor import Diagnosis
+    from torchfit.check.verify import Verification
+    from torchfit.environment.install import Installer
 
 __all__ = [
     "InstallResult",
@@ -133,7 +126,7 @@ class Session:
             self._client = IndexClient(
                 s.index,
                 offline=s.offline,
-                **({"refresh": True} if s.refresh else {}),  # TEMP
+                refresh=s.refresh,
                 cache_dir=s.cache_dir,
                 snapshots=bundled_snapshots(),
                 trusted_hosts=s.trusted_hosts,
@@ -200,8 +193,18 @@ class Session:
         ``on_output`` receives the installer's output line by line as it runs.
         Raises InstallFailed (saying what changed) when the installer fails.
         """
-        plan = requirements if isinstance(requirements, Plan) else self.plan(requirements)
+        from torchfit.environment.install import (
+            WheelPin,
+            describe_changes,
+            ensure_pip,
+            find_uv,
+            install_command,
+            installed_versions,
+            run_install,
+        )
+
         python = self.python
+        plan = requirements if isinstance(requirements, Plan) else self.plan(requirements)
         pins = [WheelPin(p.name, p.url, p.sha256) for p in plan.packages]
         uv = find_uv() if installer == "uv" else None
         command = install_command(
@@ -223,6 +226,8 @@ class Session:
 
     def verify(self, plan: Plan | None = None) -> Verification:
         """Check the torch in the target interpreter against the machine (and ``plan``)."""
+        from torchfit.check.verify import verify
+
         torch = next((p for p in plan.packages if p.name == "torch"), None) if plan else None
         return verify(
             self.python,
@@ -236,6 +241,8 @@ class Session:
 
     def doctor(self) -> Diagnosis:
         """Explain the target environment's torch and GPU; change nothing."""
+        from torchfit.check.doctor import diagnose
+
         return diagnose(
             self.python, self.machine, self.target, compat=self.settings.compat, runner=self.runner
         )
