@@ -68,6 +68,14 @@ class Http:
         for attempt in range(self.retries + 1):
             try:
                 response = client.get(url, headers=dict(headers or {}))
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt < self.retries:  # nothing was sent: safe to try again
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise IndexFetchError(
+                    f"could not reach {url}: {exc}",
+                    hint="check the network or proxy settings, or use --offline",
+                ) from exc
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise IndexFetchError(
                     f"could not reach {url}: {exc}",
@@ -89,14 +97,13 @@ class Http:
 
         with self._lock:
             if self._client is None:
-                # trust_env (the default) honours HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE.
+                # No transport= of our own: httpx reads HTTP(S)_PROXY, ALL_PROXY and NO_PROXY
+                # only for the transports it makes itself (retries are done in get()).
                 self._client = httpx.Client(
                     # Checked before each request is sent, redirects included.
                     event_hooks={"request": [self._check_request]},
                     timeout=httpx.Timeout(30.0, connect=10.0),
                     follow_redirects=True,
-                    # Connection failures are retried here; 5xx answers in get().
-                    transport=httpx.HTTPTransport(retries=self.retries),
                     headers={"User-Agent": f"torchfit/{__version__}"},
                 )
             return self._client
