@@ -10,15 +10,18 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torchfit.choose.policy import Compat
 from torchfit.errors import UsageError
-from torchfit.index.client import DEFAULT_INDEX, default_cache_dir
+from torchfit.index.cache import default_cache_dir
+from torchfit.index.urls import DEFAULT_INDEX
 from torchfit.machine.drivers import parse_driver_version
 from torchfit.machine.record import Overrides
 from torchfit.machine.smi import parse_compute_capability
 from torchfit.variants import Variant, parse_cuda
+
+if TYPE_CHECKING:
+    from torchfit.choose.policy import Compat
 
 __all__ = [
     "Settings",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import argparse
 
     from torchfit.session import Session
+    from torchfit.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -72,9 +73,14 @@ def _split_verb(argv: list[str]) -> tuple[str, list[str]]:
 
 def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: list[str]) -> int:
     from torchfit.cli import render
+    from torchfit.settings import resolve_settings
+
+    settings = resolve_settings(session_options(args), env)
+    if verb == "plan":
+        return _plan(args, settings)
     from torchfit.session import Session
 
-    with Session(env=env, **session_options(args)) as session:
+    with Session(settings) as session:
         if verb == "detect":
             machine = session.detect()
             return _emit(args, machine.to_json(), render.detection_text(machine), 0)
@@ -84,18 +90,39 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
             return _emit(args, diagnosis.to_json(), lines, 0 if diagnosis.healthy else 1)
         if verb == "verify":
             result = session.verify()
-            return _emit(
-                args, result.to_json(), render.verification_text(result), int(not result.ok)
-            )
-        if verb == "install":
-            session.python  # noqa: B018 -- a target with nowhere to install fails before planning
+            lines = render.verification_text(result)
+            return _emit(args, result.to_json(), lines, int(not result.ok))
+        session.python  # noqa: B018 -- a target with nowhere to install fails before planning
         plan = session.plan(args.requirements)
-        if not args.json:
-            for warning in plan.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-        if verb == "plan":
-            return _emit(args, plan.to_json(), render.plan_text(plan), 0)
+        _warn(args, plan.to_json())
         return _install(session, plan, args, extra)
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> int:
+    """``torchfit plan``: a repeated question is answered from the memo, when it still holds."""
+    from torchfit.cli import memo, render
+    from torchfit.environment.target import platform_os
+    from torchfit.machine.detect import detect
+
+    # The target's OS, as the Session finds it; with no --platform, this machine's.
+    target_os = platform_os(settings.platforms[0]) if settings.platforms else None
+    machine = detect(settings.overrides, os=target_os)
+    digest = memo.key(args.requirements, settings, machine)
+    payload = memo.recall(settings, digest)
+    if payload is None:
+        from torchfit.session import Session
+
+        with Session(settings, detection=machine) as session:
+            payload = session.plan(args.requirements).to_json()
+        memo.remember(settings, digest, payload)
+    _warn(args, payload)
+    return _emit(args, payload, render.plan_text(payload), 0)
+
+
+def _warn(args: argparse.Namespace, plan: Mapping[str, Any]) -> None:
+    if not args.json:
+        for warning in plan["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def _install(session: Session, plan: Any, args: argparse.Namespace, extra: list[str]) -> int:

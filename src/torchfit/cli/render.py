@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from torchfit.variants import format_cuda
 
 if TYPE_CHECKING:
     from torchfit.check.doctor import Diagnosis
     from torchfit.check.verify import Verification
-    from torchfit.choose.plan import Plan
     from torchfit.machine.record import Detection
     from torchfit.session import InstallResult
 
@@ -32,13 +32,13 @@ def detection_text(detection: Detection) -> list[str]:
     return lines
 
 
-def plan_text(plan: Plan) -> list[str]:
-    major, minor = plan.target.python_version
-    target = f"Python {major}.{minor} on {plan.target.platforms[0]}"
-    lines = [f"variant {plan.variant.tag} for {target}"]
-    lines += [f"  {p.name} {p.version}  {p.filename}" for p in plan.packages]
-    lines += [f"  {r}  (from your pip settings)" for r in plan.passthrough]
-    lines += ["why:"] + [f"  - {reason}" for reason in plan.reasons]
+def plan_text(plan: Mapping[str, Any]) -> list[str]:
+    """From the plan's JSON, so a remembered plan reads like a fresh one."""
+    target = f"Python {plan['target']['python_version']} on {plan['target']['platforms'][0]}"
+    lines = [f"variant {plan['variant']} for {target}"]
+    lines += [f"  {p['name']} {p['version']}  {p['filename']}" for p in plan["packages"]]
+    lines += [f"  {r}  (from your pip settings)" for r in plan["passthrough"]]
+    lines += ["why:"] + [f"  - {reason}" for reason in plan["reasons"]]
     return lines
 
 
@@ -68,7 +68,7 @@ def doctor_text(diagnosis: Diagnosis) -> list[str]:
 
 
 def install_text(result: InstallResult) -> list[str]:
-    lines = plan_text(result.plan)
+    lines = plan_text(result.plan.to_json())
     if result.verification is None:
         return [*lines, "would run: " + shlex.join(result.command)]
     lines += ["changed:"] + [f"  {c}" for c in result.changes or ["nothing"]]

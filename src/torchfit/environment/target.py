@@ -12,10 +12,10 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging import tags
-from packaging.tags import Tag
+if TYPE_CHECKING:
+    from packaging.tags import Tag
 
 from torchfit._probes import probe_command
 from torchfit._probes.interpreter import interpreter_facts
@@ -36,12 +36,7 @@ class Target:
 
     @property
     def os(self) -> str:
-        first = self.platforms[0] if self.platforms else ""
-        if first.startswith("win"):
-            return "windows"
-        if first.startswith("macosx"):
-            return "macos"
-        return "linux"
+        return platform_os(self.platforms[0] if self.platforms else "")
 
     def tag_rank(self, wheel_tags: frozenset[Tag]) -> int | None:
         """Position of the wheel's best tag in this target's list (lower is better)."""
@@ -78,6 +73,17 @@ class Target:
         }
 
 
+def platform_os(platform: str) -> str:
+    """The OS a platform tag is for, as the driver tables name it.
+
+    >>> platform_os("win_amd64"), platform_os("macosx_11_0_arm64"), platform_os("linux_x86_64")
+    ('windows', 'macos', 'linux')
+    """
+    if platform.startswith("win"):
+        return "windows"
+    return "macos" if platform.startswith("macosx") else "linux"
+
+
 def _machine(platform: str) -> str:
     """platform.machine() as such a system reports it, from a platform tag."""
     if platform.endswith("amd64"):
@@ -107,13 +113,17 @@ def expand_platform(platform: str) -> list[str]:
         return [*result, f"linux_{arch}"]
     if match := re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", platform):
         version = (int(match[1]), int(match[2]))
-        return list(tags.mac_platforms(version, match[3]))
+        from packaging.tags import mac_platforms
+
+        return list(mac_platforms(version, match[3]))
     return [platform]
 
 
 def _python_tags(
     version: tuple[int, int], platforms: Sequence[str], abi: str | None
 ) -> tuple[Tag, ...]:
+    from packaging import tags  # here: a plan remembered by the CLI needs no tags
+
     abis = [abi] if abi else None
     return (
         *tags.cpython_tags(version, abis=abis, platforms=platforms),

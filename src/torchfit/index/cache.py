@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +140,8 @@ def _seconds(value: str | None) -> float | None:
 
 def _epoch(value: str) -> float | None:
     try:
+        from email.utils import parsedate_to_datetime  # only for Expires and Date headers
+
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
@@ -207,6 +208,27 @@ class DiskCache:
         path = self._path("metadata", url)
         if path is not None:
             self._write(path, data)
+
+    def page_stamp(self, url: str) -> list[int] | None:
+        """The page file's modification time and size: what changes when it is rewritten."""
+        path = self._path("pages", url)
+        try:
+            stat = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return [stat.st_mtime_ns, stat.st_size] if stat else None
+
+    def answer(self, digest: str) -> Any:
+        """A remembered plan (see ``torchfit.cli.memo``), as the JSON it was stored as."""
+        path = self.root / "plans" / digest if self.root is not None else None
+        try:
+            return json.loads(path.read_bytes()) if path is not None else None
+        except (OSError, ValueError, RecursionError):
+            return None
+
+    def store_answer(self, digest: str, data: Mapping[str, Any]) -> None:
+        if self.root is not None:
+            self._write(self.root / "plans" / digest, json.dumps(data).encode())
 
     def _path(self, kind: str, url: str) -> Path | None:
         if self.root is None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from torchfit.errors import TorchfitError, UsageError
-from torchfit.index.pages import Link
+
+if TYPE_CHECKING:
+    from torchfit.index.pages import Link
 
 DEFAULT_INDEX = "https://download.pytorch.org/whl"
 # PyTorch's pages name files on these hosts outright, whatever host served the page.
