@@ -218,6 +218,8 @@ class CandidateFinder:
     def _candidate(
         self, project: str, variant: Variant, link: Link, specifier: SpecifierSet
     ) -> Candidate | None:
+        if not self.target.may_accept(link.filename):
+            return None
         try:
             name, version, _, wheel_tags = parse_wheel_filename(link.filename)
         except InvalidWheelFilename:

@@ -43,6 +43,35 @@ class Target:
         ranks = [self._ranks[tag] for tag in wheel_tags if tag in self._ranks]
         return min(ranks) if ranks else None
 
+    def may_accept(self, filename: str) -> bool:
+        """A cheap first look at a wheel's file name: False when none of its tags is this
+        target's (most links of a big page are for other Pythons and platforms).
+
+        >>> target = from_spec("3.12", ["manylinux_2_28_x86_64"])
+        >>> target.may_accept("torch-2.8.0+cu128-cp312-cp312-manylinux_2_28_x86_64.whl")
+        True
+        >>> target.may_accept("torch-2.8.0+cu128-cp311-cp311-manylinux_2_28_x86_64.whl")
+        False
+        """
+        parts = filename[: -len(".whl")].lower().rsplit("-", 3)
+        if len(parts) != 4:
+            return True  # not for this look to judge: the full parse will say
+        accepted = self._tag_texts
+        return any(
+            f"{interpreter}-{abi}-{platform}" in accepted
+            for interpreter in parts[1].split(".")
+            for abi in parts[2].split(".")
+            for platform in parts[3].split(".")
+        )
+
+    @property
+    def _tag_texts(self) -> frozenset[str]:
+        cached: frozenset[str] | None = self.__dict__.get("_text_cache")
+        if cached is None:
+            cached = frozenset(str(tag) for tag in self.tags)
+            object.__setattr__(self, "_text_cache", cached)
+        return cached
+
     @property
     def _ranks(self) -> dict[Tag, int]:
         cached: dict[Tag, int] | None = self.__dict__.get("_rank_cache")
