@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from support import make_venv
+from support import make_venv, serve_directory
 from torchfit import Overrides, Session, Settings, UsageError
 from torchfit._runner import Completed, run
 from torchfit.environment.install import find_uv
@@ -17,6 +18,7 @@ from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.index.pages import Link
 from torchfit.variants import Variant
 
+ROOT = Path(__file__).resolve().parents[1]
 TARGET = {"python_version": "3.8", "platforms": ("linux_x86_64",)}
 
 
@@ -90,3 +92,18 @@ def test_find_uv_looks_beside_the_interpreter_first(tmp_path: Path) -> None:
     (tmp_path / "python").touch()
     (tmp_path / "uv").touch()
     assert find_uv(str(tmp_path / "python")) == str(tmp_path / "uv")
+
+
+def test_a_flat_page_is_asked_once_however_many_ask(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "wheel_index_snapshots" / "torch_stable.html", site / "torch_stable.html")
+    with serve_directory(site) as server:
+        index = f"{server.url}/torch_stable.html"
+        settings = Settings(
+            overrides=Overrides(cuda=(10, 1)), index=index, cache_dir=None, **TARGET
+        )
+        with Session(settings) as session:
+            plan = session.plan(["torch==1.7.1", "torchvision"])
+    assert [p.version for p in plan.packages] == ["1.7.1+cu101", "0.8.2+cu101"]
+    assert server.requests.count("/torch_stable.html") == 1

@@ -114,6 +114,9 @@ class CandidateFinder:
         pages = {(name, first) for name in pins}
         if "torch" in pins and torch_pin is None:
             pages |= {("torch", v) for v in self._open_ended("torch", list(variants))}
+        if len(pages) == 1:
+            self.source.links(*pages.pop())
+            return
         with ThreadPoolExecutor(max_workers=min(8, len(pages))) as pool:
             list(pool.map(lambda page: self.source.links(*page), sorted(pages, key=str)))
 

@@ -9,6 +9,7 @@ then from the snapshots bundled with torchfit. HTTP lives in :mod:`.http`, the c
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,8 @@ class IndexClient:
         self.retries = retries
         self.rebase = rebase  # point upstream links at a mirror base (off: the page as written)
         self.records: list[PageRecord] = []
+        self._guard = threading.Lock()
+        self._page_locks: dict[str, threading.Lock] = {}
         self._cache = DiskCache(cache_dir)
         self._http = Http(self.trusted_hosts, retries=retries, client=client)
         self._clock = clock
@@ -127,11 +130,14 @@ class IndexClient:
                 list(pool.map(lambda v: self.links(project, v), wanted))
 
     def _page(self, url: str, project: str, variant: Variant) -> list[Link]:
-        if url not in self._pages:
-            links = self._load(url, project, variant)
-            if self.rebase and not self.flat and self.base != DEFAULT_INDEX:
-                links = [rebase(link, self.base) for link in links]
-            self._pages[url] = links
+        with self._guard:
+            lock = self._page_locks.setdefault(url, threading.Lock())
+        with lock:  # one fetch per page, however many threads ask for it (a flat page: all)
+            if url not in self._pages:
+                links = self._load(url, project, variant)
+                if self.rebase and not self.flat and self.base != DEFAULT_INDEX:
+                    links = [rebase(link, self.base) for link in links]
+                self._pages[url] = links
         return self._pages[url]
 
     def _load(self, url: str, project: str, variant: Variant) -> list[Link]:
