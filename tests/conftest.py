@@ -55,7 +55,10 @@ def isolated_machine(
     exec(_ABSENT_NVML, fake.__dict__)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(detect, "DRIVER_VERSION_FILE", tmp_path_factory.getbasetemp() / "no-proc")
-    for name in [n for n in os.environ if n.startswith("TORCHFIT_")]:
+    # Nor the host's torchfit, pip and TLS settings (this machine's pip may set a timeout).
+    network = ("PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT", "PIP_CERT", "REQUESTS_CA_BUNDLE")
+    network += ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NETRC")
+    for name in [n for n in os.environ if n.startswith("TORCHFIT_") or n in network]:
         monkeypatch.delenv(name)
     # Each test its own HTTP cache: never the user's, never another test's fresh pages.
     monkeypatch.setenv("TORCHFIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

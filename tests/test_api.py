@@ -18,9 +18,11 @@ def test_public_names_are_locked() -> None:
         "Check",
         "Detection",
         "Diagnosis",
+        "Finding",
         "Gpu",
         "IndexFetchError",
         "InstallFailed",
+        "InstallInterrupted",
         "InstallResult",
         "InstallerMissing",
         "NoCompatibleWheel",
@@ -31,6 +33,7 @@ def test_public_names_are_locked() -> None:
         "ResolutionConflict",
         "Session",
         "Settings",
+        "Target",
         "TorchfitError",
         "UsageError",
         "Variant",
@@ -66,6 +69,8 @@ SIGNATURES = {
     " on_output: 'Callable[[str], None] | None' = None) -> 'InstallResult'",
     "Session.verify": "(self, plan: 'Plan | None' = None) -> 'Verification'",
     "Session.doctor": "(self) -> 'Diagnosis'",
+    "Session.restore": "(self, *, on_output: 'Callable[[str], None] | None' = None)"
+    " -> 'RestoreResult'",
     "Session.detect": "(self) -> 'Detection'",
 }
 
@@ -91,6 +96,10 @@ def test_settings_fields_are_locked() -> None:
         "python",
         "python_version",
         "platforms",
+        "timeout",
+        "ca_bundle",
+        "netrc",
+        "require_hashes",
     ]
 
 
@@ -103,6 +112,12 @@ def test_every_public_module_declares_all() -> None:
     for name in public:
         module = importlib.import_module(f"torchfit.{name}")
         assert hasattr(module, "__all__"), f"{module.__name__} has no __all__"
+
+
+def test_types_lists_what_the_package_exports() -> None:
+    import torchfit.types
+
+    assert set(torchfit.types.__all__) <= set(torchfit.__all__)
 
 
 def test_every_error_is_a_torchfit_error() -> None:

@@ -166,7 +166,10 @@ def test_no_traceback_for_bad_input_as_a_subprocess() -> None:
 def test_offline_plans_say_they_rest_on_snapshots(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.2", *OFFLINE)
     assert code == 0
-    assert err.startswith("warning: planned from the snapshots bundled with torchfit (data up to")
+    warnings = err.splitlines()
+    assert "warning: planned from the snapshots bundled with torchfit (data up to" in warnings[-1]
+    # The 2021 page gave no hashes: said, not hidden.
+    assert warnings[0].startswith("warning: the index gives no sha256 for torch-1.7.1-cp38")
     code, _, err = run(capsys, "plan", "torch==2.99.0", "--cuda", "12.8", *OFFLINE)
     assert code == 1
     assert "the bundled snapshots may not list every build: drop --offline" in err
@@ -221,3 +224,59 @@ def test_installer_arguments_on_a_verb_without_installer(
     code, _, err = run(capsys, "plan", "torch==1.7.1", "--cuda", "10.1", *OFFLINE, "--", "-q")
     assert code == 2
     assert err.startswith("error: `torchfit plan` passes nothing to an installer: '-q'")
+
+
+def test_force_without_variant_waives_no_kernel_check(capsys: pytest.CaptureFixture[str]) -> None:
+    machine = ["--cuda", "12.8", "--gpu-arch", "6.1", "--python-version", "3.12"]
+    argv = ["plan", "torch==2.8.0", *machine, "--platform", "manylinux_2_28_x86_64", "--offline"]
+    code, out, _ = run(capsys, *argv, "--force", "--json")
+    assert code == 0
+    assert json.loads(out)["variant"] == "cu126"  # cu128 has no sm_61 kernels
+
+
+def test_a_driver_flag_silences_the_cuda_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"TORCHFIT_CUDA": "11.8", "TORCHFIT_CACHE_DIR": os.devnull}
+    code, out, _ = run(capsys, "detect", "--driver", "570.124.06", "--json", env=env)
+    assert code == 0
+    assert (json.loads(out)["driver_version"], json.loads(out)["max_cuda"]) == (
+        "570.124.06",
+        "12.8",
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pipe that closes early")
+def test_a_closed_pipe_ends_quietly() -> None:
+    argv = ["plan", "torch==1.7.1", "--cuda", "10.1", *OFFLINE]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "torchfit", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TORCHFIT_CACHE_DIR": os.devnull},
+    )
+    assert child.stdout is not None
+    child.stdout.close()  # the reader is gone before torchfit writes, as `| head -0` would be
+    _, err = child.communicate(timeout=60)
+    assert "internal error" not in err.decode() and "Traceback" not in err.decode()
+    assert child.returncode == 141
+
+
+def test_a_wheel_without_a_hash_is_said_and_can_be_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from support import serve_directory
+
+    name = "torch-1.7.1%2Bcu101-cp38-cp38-linux_x86_64.whl"
+    (tmp_path / "whl" / "cu101" / "torch").mkdir(parents=True)
+    (tmp_path / "whl" / "cu101" / "torch" / "index.html").write_text(
+        f'<a href="/whl/cu101/{name}">x</a>'
+    )
+    with serve_directory(tmp_path) as server:
+        argv = ["plan", "torch==1.7.1", "--cuda", "10.1", "--python-version", "3.8"]
+        argv += ["--platform", "linux_x86_64", "--pytorch-index", f"{server.url}/whl"]
+        env = {"TORCHFIT_CACHE_DIR": str(tmp_path / "cache")}
+        code, _, err = run(capsys, *argv, env=env)
+        assert code == 0
+        assert "warning: the index gives no sha256 for torch-1.7.1+cu101-cp38" in err
+        code, _, err = run(capsys, *argv, "--require-hashes", env=env)
+    assert code == 1
+    assert err.startswith("error: the index gives no sha256 for torch-1.7.1+cu101-cp38")

@@ -6,8 +6,9 @@ import json
 import os
 import shlex
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -626,3 +627,250 @@ def test_os_defaults_to_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_os_is_a_bug() -> None:
     with pytest.raises(ValueError, match="unknown os 'plan9'"):
         detect(nvml=None, runner=must_not_run, os="plan9")
+
+
+# --- detect(): NVML bindings that break, hang or answer nonsense ------------------------
+
+
+class RaisingNVML(FakeNVML):
+    """Raises ``exc`` (not an NVMLError) from the function ``where``."""
+
+    def __init__(self, where: str, exc: BaseException, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.where, self.exc = where, exc
+
+    def _call(self, name: str) -> None:
+        super()._call(name)
+        if name == self.where:
+            raise self.exc
+
+
+class HangingNVML(FakeNVML):
+    """Blocks in the function ``where`` until ``release`` is set, as a wedged driver does."""
+
+    def __init__(self, where: str, release: threading.Event) -> None:
+        super().__init__()
+        self.where, self.release = where, release
+
+    def _call(self, name: str) -> None:
+        super()._call(name)
+        if name == self.where:
+            self.release.wait()
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """An event a hanging fake waits on; set at teardown, so no test leaves a thread behind."""
+    event = threading.Event()
+    yield event
+    event.set()
+    for thread in threading.enumerate():
+        if thread.name == "torchfit-nvml":
+            thread.join(5)
+
+
+def smi_answers() -> FakeRunner:
+    return FakeRunner(Completed(0, read("smi-query-cc-v100.txt"), ""))
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("bad value"),
+        TypeError("bad type"),
+        RuntimeError("bad state"),
+        AttributeError("no such thing"),
+        OSError(5, "I/O error"),
+        KeyError("gone"),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_nvml_init_raising_anything_falls_through_to_nvidia_smi(
+    tmp_path: Path, exc: Exception
+) -> None:
+    run = smi_answers()
+    found = detect(
+        nvml=RaisingNVML("nvmlInit", exc),
+        runner=run,
+        proc_version=tmp_path / "missing",
+        os="linux",
+        timeout=2.0,
+    )
+    assert run.calls == [(SMI_ARGV, 2.0)]
+    assert found.source == "nvidia-smi"
+    outcome = found.trace[1].outcome
+    assert outcome.startswith(f"nvmlInit failed: {type(exc).__name__}")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "nvmlSystemGetDriverVersion",
+        "nvmlSystemGetCudaDriverVersion_v2",
+        "nvmlDeviceGetCount",
+        "nvmlDeviceGetHandleByIndex",
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetCudaComputeCapability",
+        "nvmlShutdown",
+    ],
+)
+@pytest.mark.parametrize("exc", [ValueError("x"), TypeError("y"), RuntimeError("z")], ids=repr)
+def test_nvml_call_raising_anything_is_a_trace_line(
+    tmp_path: Path, where: str, exc: Exception
+) -> None:
+    nvml = RaisingNVML(where, exc)
+    found = detect(nvml=nvml, runner=no_smi(), proc_version=tmp_path / "missing", os="linux")
+    assert nvml.calls[-1] == "nvmlShutdown"  # always shut down, whatever failed
+    if where == "nvmlSystemGetDriverVersion":
+        assert found.driver_version is None and found.max_cuda == (12, 4)
+    else:
+        assert found.driver_version == "550.54.14"
+    if where != "nvmlShutdown":
+        assert f"{where}: {type(exc).__name__}" in (found.trace[1].raw or "")
+
+
+def test_nvml_that_raises_on_every_attribute(tmp_path: Path) -> None:
+    class Hostile:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError(f"no {name} for you")
+
+    run = smi_answers()
+    found = detect(nvml=Hostile(), runner=run, proc_version=tmp_path / "missing", os="linux")
+    assert found.trace[1].outcome.startswith("nvmlInit failed: RuntimeError: no nvmlInit")
+    assert found.source == "nvidia-smi" and len(run.calls) == 1
+
+
+def test_nvml_error_whose_text_cannot_be_printed(tmp_path: Path) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    found = detect(
+        nvml=RaisingNVML("nvmlInit", Unprintable()),
+        runner=no_smi(),
+        proc_version=tmp_path / "missing",
+        os="linux",
+    )
+    assert found.trace[1].outcome == "nvmlInit failed: Unprintable"
+
+
+@pytest.mark.parametrize(
+    ("source", "outcome"),
+    [
+        ("raise OSError('libnvidia-ml.so.1: cannot open')", "OSError: libnvidia-ml.so.1"),
+        ("raise RuntimeError('half installed')", "RuntimeError: half installed"),
+        ("def (:", "SyntaxError"),
+        ("import no_such_module_here", "nvidia-ml-py not installed"),
+    ],
+)
+def test_nvml_import_failing_in_any_way_is_a_trace_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, outcome: str
+) -> None:
+    (tmp_path / "pynvml.py").write_text(source + "\n", encoding="utf-8")
+    monkeypatch.delitem(sys.modules, "pynvml")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = smi_answers()
+    found = detect(runner=run, proc_version=tmp_path / "missing", os="linux")
+    assert outcome in found.trace[1].outcome
+    assert found.source == "nvidia-smi"
+
+
+def test_nvml_hanging_in_init_times_out_and_nvidia_smi_is_asked(
+    tmp_path: Path, release: threading.Event
+) -> None:
+    nvml = HangingNVML("nvmlInit", release)
+    run = smi_answers()
+    found = detect(
+        nvml=nvml, runner=run, proc_version=tmp_path / "missing", os="linux", timeout=0.5
+    )
+    assert found.trace[1] == Probe("nvml", None, "timed out after 0.5s")
+    assert run.calls == [(SMI_ARGV, 0.5)]
+    assert (found.source, found.driver_version) == ("nvidia-smi", "570.124.06")
+    # The thread is left behind as a daemon: it cannot keep the process from exiting.
+    left = [t for t in threading.enumerate() if t.name == "torchfit-nvml"]
+    assert left and all(t.daemon for t in left)
+
+
+def test_nvml_hanging_without_other_sources_is_suspicious(
+    tmp_path: Path, release: threading.Event
+) -> None:
+    nvml = HangingNVML("nvmlDeviceGetName", release)
+    found = detect(
+        nvml=nvml, runner=no_smi(), proc_version=tmp_path / "missing", os="linux", timeout=0.5
+    )
+    assert found.trace[1].outcome == "timed out after 0.5s"
+    assert found.suspected_gpu and not found.has_nvidia
+
+
+def test_nvml_still_hanging_is_not_asked_again(tmp_path: Path, release: threading.Event) -> None:
+    nvml = HangingNVML("nvmlInit", release)
+    first = detect(
+        nvml=nvml, runner=no_smi(), proc_version=tmp_path / "missing", os="linux", timeout=0.5
+    )
+    assert first.trace[1].outcome == "timed out after 0.5s"
+    second = detect(
+        nvml=nvml, runner=smi_answers(), proc_version=tmp_path / "missing", os="linux", timeout=60
+    )
+    assert second.trace[1].outcome == "skipped: an earlier NVML probe has not returned"
+    assert second.source == "nvidia-smi"
+    assert nvml.calls == ["nvmlInit"]  # one thread blocked, not two
+    release.set()  # the driver comes back: the next detection asks NVML again
+    for thread in threading.enumerate():
+        if thread.name == "torchfit-nvml":
+            thread.join(5)
+    third = detect(nvml=nvml, runner=must_not_run, proc_version=tmp_path / "missing", os="linux")
+    assert third.source == "nvml"
+
+
+def test_nvml_answering_nonsense_stays_bounded(tmp_path: Path) -> None:
+    class Huge(FakeNVML):
+        def nvmlDeviceGetCount(self) -> int:
+            self._call("nvmlDeviceGetCount")
+            return 1_000_000
+
+        def nvmlDeviceGetName(self, handle: int) -> Any:
+            self._call("nvmlDeviceGetName")
+            return "A" * 10_000_000
+
+        def nvmlDeviceGetCudaComputeCapability(self, handle: int) -> Any:
+            self._call("nvmlDeviceGetCudaComputeCapability")
+            return (10**6, True)
+
+    nvml = Huge(cuda=10**9)
+    found = detect(nvml=nvml, runner=must_not_run, proc_version=tmp_path / "missing", os="linux")
+    assert len(found.gpus) == 64
+    assert nvml.calls.count("nvmlDeviceGetName") == 64
+    assert all(gpu.name == "A" * 100 and gpu.compute_capability is None for gpu in found.gpus)
+    # CUDA "1000000.0" is no CUDA: the driver table answers instead.
+    assert found.max_cuda == (12, 4)
+    assert found.trace[1].outcome == (
+        "driver 550.54.14, CUDA 12.4 (CUDA from the driver table);"
+        " only the first 64 of 1000000 GPUs read"
+    )
+    assert len(found.trace[1].raw or "") <= 503
+
+
+@pytest.mark.parametrize(
+    "count",
+    [-1, "3", 2.0, None, True, 10**5000],
+    ids=["-1", "str", "float", "None", "True", "huge"],
+)
+def test_nvml_count_that_is_no_count(tmp_path: Path, count: Any) -> None:
+    class Odd(FakeNVML):
+        def nvmlDeviceGetCount(self) -> Any:
+            return count
+
+    found = detect(nvml=Odd(), runner=must_not_run, proc_version=tmp_path / "missing", os="linux")
+    assert found.source == "nvml"
+    assert len(found.gpus) <= 64
+
+
+def test_nvml_driver_version_that_is_garbage(tmp_path: Path) -> None:
+    found = detect(
+        nvml=FakeNVML(driver=b"\xff" * 1_000_000, cuda=0),
+        runner=no_smi(),
+        proc_version=tmp_path / "missing",
+        os="linux",
+    )
+    assert found.trace[1].outcome == "initialised, but no driver version"
+    assert len(found.trace[1].raw or "") <= 503

@@ -184,3 +184,17 @@ def test_malformed_json_pages_are_index_errors(body: str) -> None:
 def test_broken_urls_are_usage_errors(url: str) -> None:
     with pytest.raises(UsageError):
         check_url(url)
+
+
+def test_a_flat_mirror_keeps_downloads_on_the_mirror(tmp_path: Path) -> None:
+    # The page names the upstream host outright, as a copied torch_stable.html may.
+    name = "torch-1.7.1%2Bcu101-cp38-cp38-linux_x86_64.whl"
+    page = f'<a href="https://download.pytorch.org/whl/cu101/{name}">x</a>\n'
+    (tmp_path / "torch_stable.html").write_text(page)
+    with serve_directory(tmp_path) as server:
+        mirror = f"{server.url}/pytorch/whl/torch_stable.html"
+        (tmp_path / "pytorch" / "whl").mkdir(parents=True)
+        (tmp_path / "pytorch" / "whl" / "torch_stable.html").write_text(page)
+        with IndexClient(mirror, cache_dir=None) as client:
+            (link,) = client.links("torch", Variant.parse("cu101"))
+    assert link.url == f"{server.url}/pytorch/whl/cu101/{name}"

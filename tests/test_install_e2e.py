@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,9 +24,11 @@ from support import (
     find_python,
     isolated_env,
     make_venv,
+    pip_freeze,
     serve_directory,
     sha256_of,
     standin_torch,
+    venv_python,
     write_metadata_sidecar,
 )
 
@@ -208,7 +214,8 @@ def test_a_build_that_lies_about_its_cuda_fails_verification(
     assert "torch: (none) -> 1.7.1+cu110" in done.stdout  # says exactly what changed
 
 
-def test_hash_mismatch_installs_nothing(index: IndexServer, venv: Path) -> None:
+def test_hash_mismatch_refuses_before_the_installer_runs(index: IndexServer, venv: Path) -> None:
+    before = pip_freeze(venv)
     done = install(
         index,
         venv,
@@ -217,14 +224,16 @@ def test_hash_mismatch_installs_nothing(index: IndexServer, venv: Path) -> None:
         "cu92",
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("error: the installer failed")
-    assert "HASHES" in done.stderr  # pip's own words, passed on
-    assert "changed: nothing" in done.stderr
-    assert "Traceback" not in done.stderr
-    listed = subprocess.run(
-        [str(venv), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
+    first = done.stderr.splitlines()[0]
+    assert first == (
+        "error: torch-1.7.1+cu92-py3-none-any.whl does not match the sha256 its index page"
+        " gives: nothing was installed"
     )
-    assert "torch" not in {p["name"] for p in json.loads(listed.stdout)}
+    assert f"expected sha256 {'0' * 64}" in done.stderr
+    assert "Traceback" not in done.stderr
+    # pip never ran: nothing changed, and no restore point was even written.
+    assert pip_freeze(venv) == before
+    assert not (venv.parent.parent / "torchfit-state.json").exists()
 
 
 def test_a_decoy_index_cannot_win(index: IndexServer, venv: Path, tmp_path: Path) -> None:
@@ -365,3 +374,211 @@ def test_compat_minor_reaches_verify(tmp_path: Path) -> None:
     assert "minor-version compatibility" in checks["driver"]["detail"]
     doctor = torchfit("doctor", *machine, "--compat", "minor")
     assert json.loads(doctor.stdout)["healthy"] is True, doctor.stdout
+
+
+# --- an interrupted upgrade, and `torchfit restore` -------------------------------------
+
+OLD, NEW = "2.0.0+cpu", "2.1.0+cpu"
+
+
+@pytest.fixture(scope="module")
+def upgrades(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+    """A small torch 2.0.0+cpu, and a 2.1.0+cpu that pip needs a while to install: its
+    first file is a marker, then 40 MB to unpack, then 1,500 modules to byte-compile after
+    its dist-info (the archive's last files) is written."""
+    root = tmp_path_factory.mktemp("upgrades")
+    build = tmp_path_factory.mktemp("build")
+    small = standin_torch(build, OLD, cuda=None)
+    write_metadata_sidecar(small)
+    publish(root, "cpu", small)
+    files = {"torch/big/first.py": ""}
+    files.update({f"torch/big/blob_{i:02d}.txt": "0" * 2_500_000 for i in range(16)})
+    body = "".join(f"value_{j} = {j}\n" for j in range(300))
+    files.update({f"torch/big/module_{i:04d}.py": body for i in range(1500)})
+    big = build_wheel(build, "torch", NEW, files={**files, **standin_files(NEW)})
+    write_metadata_sidecar(big)
+    publish(root, "cpu", big)
+    with serve_directory(root) as server:
+        yield server
+
+
+def standin_files(version: str) -> dict[str, str]:
+    """The files of ``standin_torch(version, cuda=None)``, to add more beside them."""
+    with zipfile.ZipFile(standin_torch(Path(tempfile.mkdtemp()), version, cuda=None)) as wheel:
+        return {n: wheel.read(n).decode() for n in wheel.namelist() if n.startswith("torch/")}
+
+
+def torch_version(python: Path) -> str | None:
+    script = "import torch; print(torch.__version__)"
+    done = subprocess.run([str(python), "-c", script], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def wheel_requested(server: IndexServer, version: str, start: int = 0) -> bool:
+    path = f"/whl/cpu/torch-{version}-py3-none-any.whl"
+    return any(r.path == path and "Range" not in r.headers for r in server.received[start:])
+
+
+def site_packages(python: Path) -> Path:
+    (found,) = python.parent.parent.glob("lib/python*/site-packages")
+    return found
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, "torchfit ended before the moment to stop it came"
+        assert time.monotonic() < deadline, "the moment to stop torchfit never came"
+        time.sleep(0.005)
+
+
+def test_an_interrupted_upgrade_is_reported_and_restored(upgrades: IndexServer, venv: Path) -> None:
+    """torch 2.0.0 was there (installed by pip from its URL, before torchfit); an upgrade to
+    2.1.0 is stopped with SIGINT at several moments, from before pip starts to half-way
+    through its unpacking; each time torchfit says what changed, and `torchfit restore`
+    puts 2.0.0 back, from the URL recorded the first time and later from its own record."""
+    url = f"{upgrades.url}/whl/cpu/{quote(f'torch-{OLD}-py3-none-any.whl')}"
+    digest = sha256_of(upgrades.root / "whl" / "cpu" / f"torch-{OLD}-py3-none-any.whl")
+    pip = [str(venv), "-m", "pip", "install", "-q", f"torch @ {url}#sha256={digest}"]
+    subprocess.run(pip, check=True, env=isolated_env(), timeout=300)
+    site = site_packages(venv)
+
+    def written(path: str, since: float) -> bool:  # by this run: earlier ones leave files
+        try:
+            return (site / path).stat().st_mtime >= since
+        except FileNotFoundError:
+            return False
+
+    moments: dict[str, Callable[[int, float], bool]] = {
+        # torchfit is downloading the new wheel (or pip is starting).
+        "download": lambda start, since: wheel_requested(upgrades, NEW, start),
+        # pip has moved torch 2.0.0 aside and is unpacking 2.1.0.
+        "unpacking": lambda start, since: written("torch/big/first.py", since),
+        # pip has unpacked 2.1.0 and is byte-compiling it.
+        "compiling": lambda start, since: written(f"torch-{NEW}.dist-info/RECORD", since),
+    }
+    seen = {}
+    for moment, reached in moments.items():
+        before = pip_freeze(venv)
+        start, since = len(upgrades.received), time.time() - 1  # mtimes may be coarse
+        command = [sys.executable, "-m", "torchfit", "install", "--python", str(venv)]
+        command += ["--pytorch-index", f"{upgrades.url}/whl", f"torch=={NEW}", "--variant", "cpu"]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=isolated_env()
+        )
+        try:
+            wait_for(lambda: reached(start, since), process)  # noqa: B023 -- called at once
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 130, (moment, out, err)
+        assert "Traceback" not in err, (moment, err)
+        lines = err.splitlines()
+        assert lines[0].startswith("error: interrupted (SIGINT)"), (moment, err)
+        (changed,) = [line.strip() for line in lines if line.strip().startswith("changed: ")]
+        seen[moment] = err
+        restore = f"hint: to put back what was there before: torchfit restore --python {venv}"
+        if changed == "changed: nothing":  # stopped before pip changed anything
+            assert pip_freeze(venv) == before and restore not in lines, (moment, err)
+        else:
+            assert restore in lines, (moment, err)
+            assert "torch: " in changed
+            done = torchfit("restore", "--python", str(venv), "--json")
+            assert done.returncode == 0, (moment, done.stderr)
+            assert json.loads(done.stdout)["restored"]["torch"] == OLD
+        assert pip_freeze(venv)["torch"] == OLD, moment
+        assert torch_version(venv) == OLD, moment
+        assert not list(site.glob("~*")), moment  # pip's leftovers are gone too
+    print(seen)  # which phase each moment met, for the record (pytest -s shows it)
+    assert "changed: nothing" not in seen["compiling"]
+    # Restoring again has nothing left to do.
+    done = torchfit("restore", "--python", str(venv))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"nothing to restore: {venv} has the torch family recorded")
+
+
+def test_an_install_after_an_interrupted_one_keeps_the_first_record(
+    upgrades: IndexServer, venv: Path
+) -> None:
+    """SIGTERM half-way through an upgrade, then the upgrade tried again and finished:
+    restore goes back to the torch from before the first try, not to the half-installed
+    state the second began with. And a package that was absent before is uninstalled."""
+    options = ["--variant", "cpu"]
+    assert install(upgrades, venv, f"torch=={OLD}", *options).returncode == 0
+    done = torchfit("restore", "--python", str(venv), "--json")  # torch was not there
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["changes"] == [f"torch: {OLD} -> (none)"]
+    assert "torch" not in pip_freeze(venv)
+    assert install(upgrades, venv, f"torch=={OLD}", *options).returncode == 0
+    site = site_packages(venv)
+    command = [sys.executable, "-m", "torchfit", "install", "--python", str(venv)]
+    command += ["--pytorch-index", f"{upgrades.url}/whl", f"torch=={NEW}", *options]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=isolated_env()
+    )
+    wait_for(lambda: (site / "torch" / "big" / "first.py").exists(), process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.startswith("error: interrupted (SIGTERM)"), err
+    assert "Traceback" not in err
+    assert install(upgrades, venv, f"torch=={NEW}", *options).returncode == 0
+    assert torch_version(venv) == NEW
+    # pip was given a temporary copy; what it recorded is the URL that copy came from.
+    frozen = subprocess.run(
+        [str(venv), "-m", "pip", "freeze"], capture_output=True, text=True, env=isolated_env()
+    )
+    wheel = quote(f"torch-{NEW}-py3-none-any.whl")
+    assert f"torch @ {upgrades.url}/whl/cpu/{wheel}#sha256=" in frozen.stdout, frozen.stdout
+    done = torchfit("restore", "--python", str(venv), "--json")
+    assert done.returncode == 0, done.stderr
+    changes = json.loads(done.stdout)["changes"]
+    assert changes[0] == f"torch: {NEW} -> {OLD}"
+    # pip dies at once on SIGTERM, leaving torch 2.0.0 moved aside: restore clears that too.
+    assert changes[1].startswith("removed what a stopped pip had moved aside: ~orch")
+    assert not list(site.glob("~*"))
+    assert torch_version(venv) == OLD
+    record = json.loads((venv.parent.parent / "torchfit-state.json").read_text())
+    assert record["before"]["torch"]["version"] == OLD
+    assert record["complete"] is True
+
+
+def test_restore_without_a_record_is_one_error(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True
+    )
+    venv = venv_python(tmp_path / "bare")
+    done = torchfit("restore", "--python", str(venv))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"error: no torchfit record for {venv}: nothing to restore",
+        "hint: torchfit records the torch family before each install it makes",
+    ]
+    assert done.stdout == ""
+
+
+def test_uv_installs_and_restores_with_the_recorded_urls(upgrades: IndexServer, venv: Path) -> None:
+    if shutil.which("uv") is None:
+        pytest.skip("uv is not installed")
+    options = ["--variant", "cpu", "--installer", "uv"]
+    assert install(upgrades, venv, f"torch=={OLD}", *options).returncode == 0
+    frozen = subprocess.run(
+        ["uv", "pip", "freeze", "--python", str(venv)], capture_output=True, text=True
+    )
+    wheel = quote(f"torch-{OLD}-py3-none-any.whl")
+    assert f"torch @ {upgrades.url}/whl/cpu/{wheel}#sha256=" in frozen.stdout, frozen.stdout
+    assert install(upgrades, venv, f"torch=={NEW}", *options).returncode == 0
+    done = torchfit("restore", "--python", str(venv), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    (command,) = result["commands"]
+    assert Path(command[0]).name == "uv" and command[1:5] == [
+        "pip",
+        "install",
+        "--python",
+        str(venv),
+    ]
+    assert result["changes"] == [f"torch: {NEW} -> {OLD}"]
+    assert torch_version(venv) == OLD

@@ -92,3 +92,37 @@ def test_an_answer_outlives_neither_its_pages_nor_the_code(
         assert memo.key(["torch==1.7.1"], settings, machine) != digest
     finally:
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def fake_python(folder: Path, minor: int) -> None:
+    """An 'interpreter' that answers the interpreter probe as CPython 3.<minor> would."""
+    folder.mkdir()
+    facts = {
+        "version": [3, minor, 0],
+        "implementation": "cpython",
+        "platform": "linux-x86_64",
+        "libc": ["glibc", "2.31"],
+        "mac": "",
+        "machine": "x86_64",
+        "abiflags": "",
+        "free_threaded": False,
+    }
+    script = folder / "python3"
+    script.write_text(f"#!/bin/sh\necho '{json.dumps(facts)}'\n")
+    script.chmod(0o755)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the fake interpreters are POSIX shell scripts")
+def test_the_same_name_for_another_interpreter_is_another_question(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_python(tmp_path / "old", 8)
+    fake_python(tmp_path / "new", 12)
+    argv = ["plan", "torch==1.7.1", "--cuda", "10.1", "--python", "python3", "--offline"]
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{tmp_path / 'old'}{os.pathsep}{path}")
+    assert main(argv, env=dict(os.environ)) == 0
+    assert "cp38" in capsys.readouterr().out
+    monkeypatch.setenv("PATH", f"{tmp_path / 'new'}{os.pathsep}{path}")
+    assert main(argv, env=dict(os.environ)) == 1  # torch 1.7.1 has no wheel for 3.12
+    assert "no wheel of torch==1.7.1 for Python 3.12" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import make_venv
+from support import find_python, make_venv
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +67,31 @@ def test_wheel_ships_snapshots_and_plans_offline(tmp_path: Path) -> None:
     plan = json.loads(done.stdout)
     assert plan["variant"] == "cu102"
     assert plan["pages"][0]["origin"] == "snapshot"
+
+
+def test_the_oldest_supported_python_runs_torchfit(tmp_path: Path) -> None:
+    """requires-python says 3.9: a module-level `X | None` or a 3.10 stdlib call breaks it there
+    while every test on a newer Python passes."""
+    oldest = find_python("3.9")
+    if oldest is None:
+        pytest.skip("no Python 3.9 runs on this machine")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    python = make_venv(tmp_path / "venv", python=oldest)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(ROOT)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    argv = ["plan", "torch==1.7.1", "--cuda", "10.2", "--offline", "--python-version", "3.8"]
+    done = subprocess.run(
+        [str(python), "-m", "torchfit", *argv, "--platform", "linux_x86_64", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "TORCHFIT_CACHE_DIR": str(tmp_path / "cache")},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["variant"] == "cu102"

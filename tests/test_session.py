@@ -78,14 +78,31 @@ def test_the_machine_is_detected_once_for_every_verb(tmp_path: Path) -> None:
 
 def test_settings_come_from_options_then_variables() -> None:
     env = {"TORCHFIT_CUDA": "12.4", "TORCHFIT_VARIANT": "cu121", "TORCHFIT_GPU_ARCH": "8.6,sm_61"}
+    assert Session(env=env).settings.overrides == Overrides(cuda=(12, 4), gpu_arch=((8, 6), (6, 1)))
+    # The driver and its CUDA are one fact: an option for either silences both variables.
     settings = Session(env=env, driver="550.54.14").settings
-    assert settings.overrides == Overrides(
-        cuda=(12, 4), driver="550.54.14", gpu_arch=((8, 6), (6, 1))
-    )
+    assert settings.overrides == Overrides(driver="550.54.14", gpu_arch=((8, 6), (6, 1)))
     assert settings.variant == Variant.parse("cu121")
     assert Session(env=env, cuda=(11, 8)).settings.overrides.cuda == (11, 8)
     with pytest.raises(UsageError, match="invalid GPU architecture 'x'"):
         Session(env={"TORCHFIT_GPU_ARCH": "x"})
+
+
+def test_options_over_a_complete_settings_value() -> None:
+    base = Settings(overrides=Overrides(driver="418.39", gpu_arch=((7, 5),)), cache_dir=None)
+    settings = Session(base, cuda=(12, 8), offline=True).settings
+    assert settings.overrides == Overrides(cuda=(12, 8), gpu_arch=((7, 5),))
+    assert (settings.cache_dir, settings.offline) == (None, True)
+    # Text is parsed as the command line would; a wrong kind is a usage error.
+    typed = Session(base, variant="cu128", cuda="12.8", gpu_arch=["8.6"]).settings
+    assert typed.variant == Variant.parse("cu128") and typed.overrides.gpu_arch == ((8, 6),)
+    for options, message in [
+        ({"compat": "loose"}, "invalid compat 'loose'"),
+        ({"platforms": "manylinux_2_28_x86_64"}, "platforms takes a list"),
+        ({"variant": "cuda128"}, "unknown variant 'cuda128'"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            Session(base, **options)
 
 
 def test_find_uv_looks_beside_the_interpreter_first(tmp_path: Path) -> None:

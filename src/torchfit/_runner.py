@@ -2,17 +2,32 @@
 
 pip, uv, nvidia-smi, nvcc and the probes inside the target interpreter all go through a
 :data:`Runner`, so a test (or a caller) replaces one function to see or fake them all.
+
+Ctrl-C (SIGINT) or SIGTERM while a child runs is passed on to the child, which then gets
+:data:`GRACE_SECONDS` to end the way it ends on that signal (pip stops between files and
+removes its temporary folders) before it is killed; only then does :class:`Interrupted`
+propagate. On POSIX each child runs in its own session, so a terminal's Ctrl-C reaches
+it once, from here, and never twice (a second SIGINT would cut short pip's own clean-up).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
-from typing import Callable, NamedTuple, Optional, Protocol
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Callable, NamedTuple, Optional, Protocol
 
 #: How many lines of a streamed command's output are kept for error messages.
 _KEPT_LINES = 200
+
+#: Seconds a child gets to end after the signal that stopped us is passed on to it.
+GRACE_SECONDS = 30.0
+
+_POSIX = os.name != "nt"
 
 
 class Completed(NamedTuple):
@@ -33,13 +48,31 @@ class Completed(NamedTuple):
         return "\n".join(text[-lines:]) if text else "no output"
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived while a child ran; raised once that child has ended.
+
+    ``signal_name`` is ``"SIGINT"`` or ``"SIGTERM"``; ``completed`` is what the child left
+    behind (its exit status and output), as far as it got.
+    """
+
+    def __init__(self, signal_name: str, completed: Completed) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.completed = completed
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by our handler so that it unwinds like Ctrl-C."""
+
+
 class Runner(Protocol):
     """The seam: run ``argv`` (no shell), wait at most ``timeout`` seconds.
 
     ``env`` replaces the environment when given. ``on_output`` streams: each line of the
     command's merged stdout and stderr is handed over as it arrives (and also kept in
     ``stdout``). A runner never raises for a missing program or a timeout: it returns a
-    :class:`Completed` whose ``failure`` says so.
+    :class:`Completed` whose ``failure`` says so. On SIGINT or SIGTERM it raises a
+    ``KeyboardInterrupt`` (the real one: :class:`Interrupted`) after the child has ended.
     """
 
     def __call__(
@@ -60,54 +93,136 @@ def run(
     on_output: Callable[[str], None] | None = None,
 ) -> Completed:
     """The real :class:`Runner`: a subprocess per call."""
-    environment = dict(env) if env is not None else None
-    try:
-        if on_output is None:
-            done = subprocess.run(
+    with sigterm_raises():
+        try:
+            process = subprocess.Popen(
                 list(argv),
-                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if on_output is not None else subprocess.PIPE,
                 text=True,
                 errors="replace",
-                timeout=timeout,
-                env=environment,
-                check=False,
-                stdin=subprocess.DEVNULL,
+                env=dict(env) if env is not None else None,
+                start_new_session=_POSIX,
             )
-            return Completed(done.returncode, done.stdout, done.stderr)
-        return _streamed(argv, timeout, environment, on_output)
-    except FileNotFoundError:
-        return Completed(127, "", "", "not found")
+        except FileNotFoundError:
+            return Completed(127, "", "", "not found")
+        except OSError as exc:
+            return Completed(126, "", "", f"could not run: {exc}")
+        with process:
+            if on_output is None:
+                return _captured(process, timeout)
+            return _streamed(process, timeout, on_output)
+
+
+def _captured(process: subprocess.Popen[str], timeout: float | None) -> Completed:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Completed(124, "", "", f"timed out after {timeout:g}s")
-    except OSError as exc:
-        return Completed(126, "", "", f"could not run: {exc}")
+        process.kill()
+        stdout, stderr = process.communicate()
+        return Completed(124, stdout or "", stderr or "", f"timed out after {timeout:g}s")
+    except KeyboardInterrupt as stop:
+        name = _forward(process, stop)
+        try:
+            stdout, stderr = process.communicate(timeout=GRACE_SECONDS)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):  # too slow, or a second Ctrl-C
+            process.kill()
+            stdout, stderr = process.communicate()
+        raise Interrupted(name, Completed(process.returncode, stdout, stderr)) from None
+    return Completed(process.returncode, stdout, stderr)
 
 
 def _streamed(
-    argv: Sequence[str],
-    timeout: float | None,
-    env: dict[str, str] | None,
-    on_output: Callable[[str], None],
+    process: subprocess.Popen[str], timeout: float | None, on_output: Callable[[str], None]
 ) -> Completed:
+    # A thread reads, so that waiting (for the end, a timeout or a signal) never blocks on
+    # a pipe, and the child never blocks on a full one.
+    assert process.stdout is not None
     kept: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
-    with subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        env=env,
-    ) as process:
-        assert process.stdout is not None
+    errors: list[BaseException] = []
+    reader = threading.Thread(
+        target=_pump, args=(process.stdout, kept, on_output, errors), daemon=True
+    )
+    reader.start()
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        reader.join(timeout=5)
+        return Completed(124, "".join(kept), "", f"timed out after {timeout:g}s")
+    except KeyboardInterrupt as stop:
+        name = _forward(process, stop)
         try:
-            for line in process.stdout:
-                kept.append(line)
-                on_output(line.rstrip("\n"))
-            returncode = process.wait(timeout=timeout)
-        except BaseException:
-            # Ctrl-C or a timeout: the child must not outlive us, half-done.
+            process.wait(timeout=GRACE_SECONDS)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
             process.kill()
             process.wait()
-            raise
+        reader.join(timeout=5)
+        raise Interrupted(name, Completed(process.returncode, "".join(kept), "")) from None
+    reader.join(timeout=5)  # the rest of the output, unless a grandchild holds the pipe
+    if errors:
+        raise errors[0]
     return Completed(returncode, "".join(kept), "")
+
+
+def _pump(
+    stream: IO[str],
+    kept: collections.deque[str],
+    on_output: Callable[[str], None],
+    errors: list[BaseException],
+) -> None:
+    for line in stream:
+        kept.append(line)
+        if not errors:
+            try:
+                on_output(line.rstrip("\n"))
+            except Exception as exc:  # handed to the caller's thread; reading goes on
+                errors.append(exc)
+
+
+def _forward(process: subprocess.Popen[str], stop: KeyboardInterrupt) -> str:
+    """Pass the signal that stopped us on to the child; return its name."""
+    signum = signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT
+    if process.poll() is None:
+        if _POSIX:
+            process.send_signal(signum)
+        elif signum == signal.SIGTERM:
+            process.terminate()
+        # Windows: the console already gave Ctrl-C to every process attached to it.
+    return signum.name
+
+
+def signal_name(stop: KeyboardInterrupt) -> str:
+    """``"SIGTERM"`` when ``stop`` came from SIGTERM (see :func:`sigterm_raises`), else
+    ``"SIGINT"``."""
+    if isinstance(stop, Interrupted):
+        return stop.signal_name
+    return "SIGTERM" if isinstance(stop, _Terminated) else "SIGINT"
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block SIGTERM unwinds like Ctrl-C (a ``KeyboardInterrupt``), so that what
+    is under way is stopped and cleaned up, a child is passed the signal and waited for.
+
+    Only where SIGTERM still has its default action (the caller set no handler of its own),
+    and only in the main thread (the only one that can set signal handlers); nested blocks
+    leave the outer one's handler alone.
+    """
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )
+    if ours:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if ours:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()

@@ -1,16 +1,20 @@
 """The one exception hierarchy torchfit raises.
 
 Every error carries a one-line message and an optional ``hint`` (the fix), which
-the command line prints as ``error:`` and ``hint:`` lines.
+the command line prints as ``error:`` and ``hint:`` lines. Credentials in any URL they name
+are hidden (``user:****@host``) before the error is made, so no caller can show a secret.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from torchfit._text import redact_text
+
 __all__ = [
     "IndexFetchError",
     "InstallFailed",
+    "InstallInterrupted",
     "InstallerMissing",
     "NoCompatibleWheel",
     "ResolutionConflict",
@@ -26,10 +30,18 @@ class TorchfitError(Exception):
     def __init__(
         self, message: str, *, hint: str | None = None, details: tuple[str, ...] = ()
     ) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.message = message
         self.hint = hint
         self.details = details  # supporting lines: a subprocess's last output, what changed
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Hidden on every assignment: callers add to a hint or details after raising.
+        if name in ("message", "hint") and isinstance(value, str):
+            value = redact_text(value)
+        elif name == "details":
+            value = tuple(redact_text(line) for line in value)
+        super().__setattr__(name, value)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,3 +78,11 @@ class InstallFailed(TorchfitError):
 
 class VerificationFailed(TorchfitError):
     """What got installed is not what was planned, or does not work."""
+
+
+class InstallInterrupted(InstallFailed):
+    """SIGINT or SIGTERM stopped the installer (which got the signal and has ended).
+
+    ``details`` say what changed; ``hint`` is the command that puts the previous state back.
+    The command line exits 130, as for any interrupted command.
+    """

@@ -7,7 +7,9 @@ settings, so an option such as ``--compat`` reaches ``plan``, ``install``, ``ver
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,20 +24,25 @@ from torchfit.choose.policy import choose_variants
 from torchfit.choose.requirements import split_requirements
 from torchfit.environment import target as targets
 from torchfit.environment.target import Target
-from torchfit.errors import InstallFailed, UsageError
+from torchfit.errors import InstallFailed, InstallInterrupted, TorchfitError, UsageError
 from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.machine.detect import detect
 from torchfit.machine.nvml import IMPORT_NVML
 from torchfit.machine.record import Detection
-from torchfit.settings import Settings, resolve_settings
+from torchfit.settings import Settings, resolve_settings, with_options
 
 if TYPE_CHECKING:  # imported where used: planning alone needs none of them
     from torchfit.check.doctor import Diagnosis
     from torchfit.check.verify import Verification
-    from torchfit.environment.install import Installer
+    from torchfit.environment.install import Installer, WheelPin
+    from torchfit.environment.state import EnvironmentState, Held, Record
+    from torchfit.index.http import Http
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "InstallResult",
+    "RestoreResult",
     "Session",
 ]
 
@@ -55,6 +62,28 @@ class InstallResult:
             "command": list(self.command),
             "changes": list(self.changes),
             "verification": self.verification.to_json() if self.verification else None,
+        }
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What ``restore`` did: the record it followed, the installer commands, the changes."""
+
+    python: str
+    record: str  # the record's path
+    recorded: str  # when it was taken
+    restored: dict[str, str | None]  # each torch-family name: its version now, None: absent
+    commands: tuple[tuple[str, ...], ...]  # none when the environment was already as recorded
+    changes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "record": self.record,
+            "recorded": self.recorded,
+            "restored": dict(self.restored),
+            "commands": [list(command) for command in self.commands],
+            "changes": list(self.changes),
         }
 
 
@@ -82,7 +111,7 @@ class Session:
         if settings is None:
             settings = resolve_settings(options, os.environ if env is None else env)
         elif options:
-            settings = resolve_settings({**settings.__dict__, **options}, {})
+            settings = with_options(settings, options)
         self.settings = settings
         self.runner = runner
         self._detection = detection
@@ -130,6 +159,9 @@ class Session:
                 cache_dir=s.cache_dir,
                 snapshots=bundled_snapshots(),
                 trusted_hosts=s.trusted_hosts,
+                timeout=s.timeout,
+                ca_bundle=s.ca_bundle,
+                netrc=s.netrc,
             )
             self._source = self._client
         return self._source
@@ -177,6 +209,7 @@ class Session:
             compat=s.compat,
             force=s.force,
             trusted_hosts=s.trusted_hosts,
+            require_hashes=s.require_hashes,
         )
 
     def install(
@@ -190,39 +223,232 @@ class Session:
     ) -> InstallResult:
         """Install exactly the planned wheels into the target interpreter, then verify them.
 
-        ``on_output`` receives the installer's output line by line as it runs.
-        Raises InstallFailed (saying what changed) when the installer fails.
+        Every wheel is downloaded and hash-checked first, the torch family that is there is
+        recorded in the environment (for ``restore``), and only then does the installer run,
+        on the local files. ``on_output`` receives the installer's output line by line.
+        Raises InstallFailed when a download does not match its hash (nothing is changed)
+        or the installer fails, InstallInterrupted on SIGINT or SIGTERM; both say what
+        changed and, where something did, how to go back.
         """
+        from torchfit._runner import signal_name, sigterm_raises
         from torchfit.environment.install import (
             WheelPin,
-            describe_changes,
             ensure_pip,
             find_uv,
             install_command,
-            installed_versions,
-            run_install,
+            state_changes,
+            transact,
+            uninstall_command,
         )
+        from torchfit.environment.state import Held, finished, new_record, save_record
 
         python = self.python
         plan = requirements if isinstance(requirements, Plan) else self.plan(requirements)
         pins = [WheelPin(p.name, p.url, p.sha256) for p in plan.packages]
         uv = find_uv() if installer == "uv" else None
-        command = install_command(
-            python, pins, plan.passthrough, extra_args, installer=installer, uv=uv
-        )
-        if dry_run:
+
+        if dry_run:  # the command with the wheels' URLs: a real run gives it the local files
+            command = install_command(
+                python, pins, plan.passthrough, extra_args, installer=installer, uv=uv
+            )
             return InstallResult(plan, tuple(command), (), None)
         if installer == "pip":
             ensure_pip(python, self.runner)
-        before = installed_versions(python, self.runner)
+        before, paths, found = self._recorded(python, quiet=True)
+        record = new_record(python, installer, before, found[0] if found else None)
+        # A planned package that an installer did not finish is "already satisfied" to pip:
+        # it is uninstalled first (the record of the state before it is kept).
+        broken = sorted(before.broken() & {pin.name for pin in pins})
+
+        def commands(wheels: list[WheelPin]) -> list[list[str]]:
+            made = [
+                install_command(
+                    python, wheels, plan.passthrough, extra_args, installer=installer, uv=uv
+                )
+            ]
+            if broken:
+                made.insert(0, uninstall_command(python, broken, installer=installer, uv=uv))
+            return made
+
+        made, after = transact(
+            pins,
+            commands,
+            python,
+            before,
+            record=record,
+            record_paths=paths,
+            restore=_restore_command(python),
+            download=self._download,
+            runner=self.runner,
+            on_output=on_output,
+        )
+        ours = [Held(p.name, p.version, p.url, p.sha256) for p in plan.packages]
+        save_record(paths, finished(record, ours))
+        changes = state_changes(before, after)
+        with sigterm_raises():
+            try:
+                verification = self.verify(plan)
+            except KeyboardInterrupt as stop:  # the install is done: say what it changed
+                raise InstallInterrupted(
+                    f"interrupted ({signal_name(stop)}) while verifying; the install had finished",
+                    details=("changed: " + ("; ".join(changes) or "nothing"),),
+                    hint=f"to put back what was there before: {_restore_command(python)}",
+                ) from None
+        return InstallResult(plan, tuple(made[-1]), tuple(changes), verification)
+
+    def restore(self, *, on_output: Callable[[str], None] | None = None) -> RestoreResult:
+        """Put back the torch family recorded before torchfit last changed the target
+        environment: the recorded versions from their recorded wheels (hash-checked),
+        and uninstall what was absent then. Nothing to do is not an error.
+
+        Raises TorchfitError when there is no record; InstallFailed or InstallInterrupted
+        as ``install`` does.
+        """
+        from torchfit.environment.install import (
+            ensure_pip,
+            find_uv,
+            install_command,
+            state_changes,
+            transact,
+            uninstall_command,
+        )
+        from torchfit.environment.state import (
+            finished,
+            remove_leftovers,
+            restore_steps,
+            save_record,
+        )
+
+        python = self.python
+        before, paths, found = self._recorded(python)
+        if found is None:
+            raise TorchfitError(
+                f"no torchfit record for {python}: nothing to restore",
+                hint="torchfit records the torch family before each install it makes",
+            )
+        record, where = found
+        steps = restore_steps(record, before)
+        commands: list[list[str]] = []
+        after = before
+        if steps.remove or steps.install:
+            installer: Installer = "uv" if record.installer == "uv" else "pip"
+            uv = find_uv(python) if installer == "uv" else None
+            if installer == "pip":
+                ensure_pip(python, self.runner)
+            wanted = [(held, self._restore_pin(held)) for held in steps.install]
+            exact = [f"{held.name}=={held.version}" for held, pin in wanted if pin is None]
+
+            def make(wheels: list[WheelPin]) -> list[list[str]]:
+                made = []
+                if steps.remove:
+                    made.append(uninstall_command(python, steps.remove, installer=installer, uv=uv))
+                if wheels or exact:
+                    made.append(install_command(python, wheels, exact, installer=installer, uv=uv))
+                return made
+
+            commands, after = transact(
+                [pin for _, pin in wanted if pin is not None],
+                make,
+                python,
+                before,
+                record=record,
+                record_paths=paths,
+                restore=_restore_command(python),
+                download=self._download,
+                runner=self.runner,
+                on_output=on_output,
+            )
+            left = restore_steps(record, after)
+            if left.remove or left.install:
+                raise InstallFailed(
+                    "the installer ran, but the environment is not as recorded",
+                    details=(
+                        *(f"still to remove: {name}" for name in left.remove),
+                        *(f"still to install: {h.name}=={h.version}" for h in left.install),
+                    ),
+                )
+        changes = state_changes(before, after)
+        removed = remove_leftovers(after.leftovers)  # pip's, now that the packages are back
+        if removed:
+            changes.append("removed what a stopped pip had moved aside: " + ", ".join(removed))
+        recorded = [held for held in record.before.values() if held is not None and held.url]
+        save_record(paths, finished(record, recorded))
+        return RestoreResult(
+            python=python,
+            record=str(where),
+            recorded=record.recorded,
+            restored={n: (h.version if h else None) for n, h in sorted(record.before.items())},
+            commands=tuple(tuple(command) for command in commands),
+            changes=tuple(changes),
+        )
+
+    # -- what install and restore share ---------------------------------------------
+
+    _http: Http | None = None  # for downloads, opened on the first
+
+    def _recorded(
+        self, python: str, *, quiet: bool = False
+    ) -> tuple[EnvironmentState, list[Path], tuple[Record, Path] | None]:
+        """The environment's state now, where its record is kept, and the record (if any).
+        ``quiet``: a damaged record is logged and taken as none (the next one replaces it)."""
+        from torchfit.environment.state import load_record, read_state, record_paths
+
+        state = read_state(python, self.runner)
+        paths = record_paths(state, self.settings.cache_dir)
         try:
-            run_install(command, self.runner, on_output)
-        except InstallFailed as failure:
-            changes = describe_changes(before, installed_versions(python, self.runner))
-            failure.details += ("changed: " + ("; ".join(changes) or "nothing"),)
-            raise
-        changes = describe_changes(before, installed_versions(python, self.runner))
-        return InstallResult(plan, tuple(command), tuple(changes), self.verify(plan))
+            return state, paths, load_record(paths)
+        except TorchfitError as error:
+            if not quiet:
+                raise
+            log.warning("%s; replacing it", error.message)
+            return state, paths, None
+
+    def _download(self, url: str, dest: Path) -> str:
+        if self._http is None:
+            from torchfit.index.http import Http
+
+            s = self.settings
+            self._http = Http(
+                s.trusted_hosts, timeout=s.timeout, ca_bundle=s.ca_bundle, netrc=s.netrc
+            )
+        return self._http.download(url, dest)
+
+    def _restore_pin(self, held: Held) -> WheelPin | None:
+        """The wheel that puts ``held`` back: its recorded URL, else the file of that exact
+        version (local label and all) on the PyTorch index; None when neither is known."""
+        from torchfit.environment.install import WheelPin, file_path
+
+        url = held.url
+        if url and url.startswith("file:") and not file_path(url).is_file():
+            url = None  # a wheel file that is gone (torchfit's own are temporary)
+        if url:
+            return WheelPin(held.name, url, held.sha256)
+        return self._find_on_index(held)
+
+    def _find_on_index(self, held: Held) -> WheelPin | None:
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+        from packaging.version import InvalidVersion, Version
+
+        from torchfit.environment.install import WheelPin
+        from torchfit.variants import Variant
+
+        variant = Variant.from_label(held.version.partition("+")[2])
+        try:
+            version = Version(held.version)
+        except InvalidVersion:
+            return None
+        if variant is None:  # no label: it came from the user's own index, and pip finds it
+            return None
+        best: tuple[int, WheelPin] | None = None
+        for link in self.source.links(held.name, variant):
+            try:
+                _, found, _, tags = parse_wheel_filename(link.filename)
+            except InvalidWheelFilename:
+                continue
+            rank = self.target.tag_rank(tags)
+            if found == version and rank is not None and (best is None or rank < best[0]):
+                best = (rank, WheelPin(held.name, link.url, link.sha256))
+        return best[1] if best else None
 
     def verify(self, plan: Plan | None = None) -> Verification:
         """Check the torch in the target interpreter against the machine (and ``plan``)."""
@@ -235,7 +461,8 @@ class Session:
             expected_version=torch.version if torch else None,
             expected_variant=plan.variant if plan and torch else None,
             compat=self.settings.compat,
-            forced=self.settings.force,
+            # --force waives the driver check only for the --variant it forced.
+            forced=self.settings.force and self.settings.variant is not None,
             runner=self.runner,
         )
 
@@ -250,6 +477,9 @@ class Session:
     # -- lifetime --------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -260,3 +490,7 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _restore_command(python: str) -> str:
+    return shlex.join(["torchfit", "restore", "--python", python])

@@ -1,12 +1,15 @@
 """Settings, resolved once for the command line and the library alike.
 
 Precedence: options given (flags, keyword arguments) > ``TORCHFIT_*`` variables > defaults.
-A complete :class:`Settings` value passed by a library caller is taken as it is.
+A few of pip's conventions are honoured too, below torchfit's own: ``PIP_TIMEOUT``, the CA
+bundle variables and ``.netrc``. A complete :class:`Settings` value passed by a library
+caller is taken as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from torchfit.errors import UsageError
 from torchfit.index.cache import default_cache_dir
+from torchfit.index.http import DEFAULT_TIMEOUT
 from torchfit.index.urls import DEFAULT_INDEX
 from torchfit.machine.drivers import parse_driver_version
 from torchfit.machine.record import Overrides
@@ -27,6 +31,7 @@ __all__ = [
     "Settings",
     "parse_arch",
     "parse_driver",
+    "parse_timeout",
     "resolve_settings",
 ]
 
@@ -47,6 +52,12 @@ class Settings:
     python: str | None = None
     python_version: str | None = None
     platforms: tuple[str, ...] = ()
+    # The index's HTTP: seconds to connect and for each read (None: no limit), the CA
+    # bundle to trust instead of the default, and the netrc file with index credentials.
+    timeout: float | None = DEFAULT_TIMEOUT
+    ca_bundle: Path | None = None
+    netrc: Path | None = None
+    require_hashes: bool = False  # a planned wheel without a sha256 from the index is an error
 
 
 #: Options that are parts of ``Settings.overrides``, each also settable alone.
@@ -60,18 +71,64 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
 
     Raises UsageError for an unknown option or a malformed variable.
     """
+    _check_known(options)
+    given = {name: _coerce(name, value) for name, value in options.items() if value is not None}
+    values = {**_from_environment(env), **_network_from_environment(env, given), **given}
+    if "timeout" in given:
+        values["timeout"] = _checked_timeout(given["timeout"], "timeout")
+    parts = {name: values.pop(name) for name in _OVERRIDE_PARTS if name in values}
+    if "overrides" not in given:
+        values["overrides"] = Overrides(**{**_overrides_from_environment(env, parts), **parts})
+    return Settings(**values)
+
+
+def with_options(settings: Settings, options: Mapping[str, Any]) -> Settings:
+    """``settings`` with ``options`` (as for :func:`resolve_settings`) applied over it.
+
+    None means "not given" here too; no variable is read: ``settings`` is complete.
+    """
+    _check_known(options)
+    given = {name: _coerce(name, value) for name, value in options.items() if value is not None}
+    parts = {name: given.pop(name) for name in _OVERRIDE_PARTS if name in given}
+    if parts:
+        base = given.get("overrides", settings.overrides)
+        if {"cuda", "driver"} & set(parts):  # one fact: giving either replaces both
+            base = dataclasses.replace(base, cuda=None, driver=None)
+        given["overrides"] = dataclasses.replace(base, **parts)
+    return dataclasses.replace(settings, **given)
+
+
+def _check_known(options: Mapping[str, Any]) -> None:
     unknown = set(options) - _FIELDS - set(_OVERRIDE_PARTS)
     if unknown:
         raise UsageError(f"unknown option {sorted(unknown)[0]!r}", hint="see torchfit.Settings")
-    given = {name: value for name, value in options.items() if value is not None}
-    values = {**_from_environment(env), **given}
-    parts = {name: values.pop(name) for name in _OVERRIDE_PARTS if name in values}
-    if "overrides" not in given:
-        values["overrides"] = Overrides(**{**_overrides_from_environment(env), **parts})
-    for name in ("trusted_hosts", "platforms"):
-        if name in values:
-            values[name] = tuple(values[name])
-    return Settings(**values)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """A library caller's option as the Settings field holds it (text parsed, shapes checked).
+
+    Raises UsageError for a value of the wrong kind.
+    """
+    if isinstance(value, str):
+        parsers = {"variant": Variant.parse, "cuda": parse_cuda, "driver": parse_driver}
+        if name in parsers:
+            return parsers[name](value)
+        if name in ("cache_dir", "ca_bundle", "netrc"):
+            return Path(value)
+    if name == "compat" and value not in ("strict", "minor"):
+        raise UsageError(f"invalid compat {value!r}", hint="use 'strict' or 'minor'")
+    if name in ("trusted_hosts", "platforms", "gpu_arch"):
+        if isinstance(value, str):
+            raise UsageError(
+                f"{name} takes a list, not the text {value!r}", hint=f"{name}=[{value!r}]"
+            )
+        items = tuple(value)
+        return (
+            tuple(parse_arch(v) if isinstance(v, str) else v for v in items)
+            if name == "gpu_arch"
+            else items
+        )
+    return value
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
@@ -80,17 +137,62 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         values["variant"] = Variant.parse(text)
     if text := _variable(env, "TORCHFIT_PYTORCH_INDEX"):
         values["index"] = text
-    if text := _variable(env, "TORCHFIT_CACHE_DIR"):
-        values["cache_dir"] = Path(text)
+    # The OS's cache folder from the same environment, not from os.environ behind its back.
+    text = _variable(env, "TORCHFIT_CACHE_DIR")
+    values["cache_dir"] = Path(text) if text else default_cache_dir(env)
     return values
 
 
-def _overrides_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+def _network_from_environment(env: Mapping[str, str], given: Mapping[str, Any]) -> dict[str, Any]:
+    """pip's conventions for the index's HTTP; a variable is read only when no option decides."""
     values: dict[str, Any] = {}
-    if text := _variable(env, "TORCHFIT_CUDA"):
-        values["cuda"] = parse_cuda(text)
-    if text := _variable(env, "TORCHFIT_DRIVER"):
-        values["driver"] = parse_driver(text)
+    if "timeout" not in given:
+        # torchfit's own wins over pip's (which reads its --default-timeout alias too).
+        for name in ("TORCHFIT_TIMEOUT", "PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT"):
+            if text := _variable(env, name):
+                values["timeout"] = parse_timeout(text, name)
+                break
+    if "ca_bundle" not in given:
+        # SSL_CERT_FILE first, as httpx (and OpenSSL) read it; then pip's --cert variable;
+        # then the two that pip's vendored requests honours, in its order. SSL_CERT_DIR,
+        # when none of them is set, is left to httpx.
+        for name in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            if text := _variable(env, name):
+                values["ca_bundle"] = Path(text)
+                break
+    if "netrc" not in given:
+        values["netrc"] = _netrc_file(env)
+    return values
+
+
+def _netrc_file(env: Mapping[str, str]) -> Path | None:
+    """The netrc file, as requests finds it for pip: $NETRC alone when set, else ~/.netrc,
+    else ~/_netrc; None when there is none."""
+    if text := _variable(env, "NETRC"):
+        candidates = [Path(text).expanduser()]
+    elif home := _variable(env, "HOME") or _variable(env, "USERPROFILE"):
+        candidates = [Path(home) / ".netrc", Path(home) / "_netrc"]
+    else:
+        return None
+    return next((path for path in candidates if _is_file(path)), None)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder we may not look into (Python 3.9 lets EACCES through)
+        return False
+
+
+def _overrides_from_environment(env: Mapping[str, str], given: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    # The driver and its maximum CUDA are one fact: a flag for either silences both variables
+    # (else TORCHFIT_CUDA=11.8 would outvote --driver 570.124.06).
+    if not {"cuda", "driver"} & set(given):
+        if text := _variable(env, "TORCHFIT_CUDA"):
+            values["cuda"] = parse_cuda(text)
+        if text := _variable(env, "TORCHFIT_DRIVER"):
+            values["driver"] = parse_driver(text)
     if text := _variable(env, "TORCHFIT_GPU_ARCH"):
         values["gpu_arch"] = tuple(parse_arch(t) for t in text.split(",") if t.strip())
     return values
@@ -109,6 +211,33 @@ def parse_driver(text: str) -> str:
     if parse_driver_version(text) is None:
         raise UsageError(f"invalid driver version {text!r}", hint="write it as e.g. 550.54.14")
     return text.strip()
+
+
+def parse_timeout(text: str, source: str = "--timeout") -> float:
+    """Seconds, as given to ``source`` (a flag or a variable), checked.
+
+    >>> parse_timeout("2.5")
+    2.5
+
+    Raises UsageError, naming ``source``, for anything but a positive number.
+    """
+    return _checked_timeout(text, source)
+
+
+def _checked_timeout(value: Any, source: str) -> float:
+    # A flag's or variable's text, or what a library caller gave: a number or its text.
+    seconds: float | None = None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except (ValueError, OverflowError):
+            seconds = None
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(
+            f"invalid {source} {value!r}: expected a number of seconds",
+            hint=f"give {source} a positive number, e.g. 60",
+        )
+    return seconds
 
 
 def parse_arch(text: str) -> tuple[int, int]:

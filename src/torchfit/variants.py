@@ -99,7 +99,8 @@ def parse_cuda(text: str) -> tuple[int, int]:
     >>> parse_cuda("10.2")
     (10, 2)
     """
-    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(?:\.\d+)?\s*", text)
+    # Two digits a part: CUDA is at 13; a longer number is a typo, not a toolkit.
+    match = re.fullmatch(r"\s*(\d{1,2})(?:\.(\d{1,2}))?(?:\.\d{1,3})?\s*", text)
     if not match:
         raise UsageError(
             f"invalid CUDA version {text!r}", hint="write it as MAJOR.MINOR, e.g. 12.8"

@@ -4,11 +4,10 @@ CUDA works, all read inside the target interpreter.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from torchfit._probes import probe_command
+from torchfit._probes import probe_answer, probe_command
 from torchfit._runner import Runner, run
 from torchfit.choose.archs import ArchList, parse_arch_list
 from torchfit.choose.policy import Compat, cuda_runs
@@ -91,10 +90,7 @@ def read_torch(
 
 
 def _parse(stdout: str) -> dict[str, Any] | None:
-    try:
-        facts = json.loads(stdout)
-    except ValueError:
-        return None
+    facts = probe_answer(stdout)
     return facts if isinstance(facts, dict) else None
 
 

@@ -32,7 +32,7 @@ class GpuFit:
     """Rule: a CUDA build fits when its kernels serve every GPU of the machine.
 
     A build serves compute capability X.Y when it carries SASS sm_XZ (same major, Z <= Y)
-    or PTX compute_AB with A.B <= X.Y (see ``_archs``). Unknown kernel lists never reject.
+    or PTX compute_AB with A.B <= X.Y (see ``archs``). Unknown kernel lists never reject.
     """
 
     gpus: tuple[tuple[str, tuple[int, int]], ...] = ()

@@ -15,7 +15,7 @@ from torchfit.choose.releases import cuda_builds
 from torchfit.choose.resolve import resolve
 from torchfit.environment.target import Target
 from torchfit.errors import IndexFetchError, NoCompatibleWheel
-from torchfit.index.client import check_url
+from torchfit.index.urls import check_url
 from torchfit.machine.record import Detection
 from torchfit.variants import Variant, format_cuda
 
@@ -75,14 +75,17 @@ def make_plan(
     compat: Compat = "strict",
     force: bool = False,
     trusted_hosts: Sequence[str] = (),
+    require_hashes: bool = False,
 ) -> Plan:
     """Resolve ``family`` over the variants of ``choice`` into a Plan.
 
     Raises NoCompatibleWheel (with the driver or GPU that stands in the way, where that is
     the reason) and ResolutionConflict.
     """
-    # --force means "I know better": no kernel check either.
-    gpu_fit = GpuFit() if force else GpuFit.for_machine(detection, target, choice.variants)
+    # --force with --variant means "I know better": no kernel check either. Alone, it waives
+    # nothing: it only ever accepts an explicit variant the driver is too old for.
+    waived = force and choice.explicit
+    gpu_fit = GpuFit() if waived else GpuFit.for_machine(detection, target, choice.variants)
     try:
         resolution = resolve(
             family, source=source, target=target, variants=choice.variants, gpu_fit=gpu_fit
@@ -119,6 +122,15 @@ def make_plan(
         *([fit] if fit and not warnings else []),
         *resolution.notes,
     )
+    unhashed = [p.filename for p in packages if not p.sha256]
+    if unhashed and require_hashes:
+        raise IndexFetchError(
+            f"the index gives no sha256 for {', '.join(unhashed)}",
+            hint="use an index that lists hashes, or drop --require-hashes",
+        )
+    warnings += [
+        f"the index gives no sha256 for {name}: it is installed unchecked" for name in unhashed
+    ]
     records = tuple(r.to_json() for r in getattr(source, "records", ()))
     stale = _snapshot_warning(source)
     if stale:
@@ -134,7 +146,7 @@ def make_plan(
         records,
         tuple(warnings),
         compat,
-        force,
+        waived,
     )
 
 

@@ -1,6 +1,6 @@
 """The variant policy: which wheel variants this machine can run, best first.
 
-Pure functions over a :class:`~torchfit.detection.Detection`; the README's policy
+Pure functions over a :class:`~torchfit.machine.record.Detection`; the README's policy
 table is the prose form of this module.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -21,6 +22,7 @@ def split_requirements(
     """
     family, others = [], []
     for text in requirements:
+        _check_size(text)
         try:
             requirement = Requirement(text)
         except InvalidRequirement as exc:
@@ -51,3 +53,16 @@ def _marker_holds(requirement: Requirement, target: Target) -> bool:
         return requirement.marker.evaluate(target.marker_environment())
     except Exception as exc:  # packaging raises several types for markers it cannot evaluate
         raise UsageError(f"cannot evaluate the marker of {str(requirement)!r}: {exc}") from None
+
+
+_LONGEST = 1000
+_LONG_NUMBER = re.compile(r"\d{31,}")
+
+
+def _check_size(text: str) -> None:
+    # packaging turns each number into an int: thousands of digits are a ValueError deep
+    # inside it (and no version has them), so say so here, in the user's words.
+    if len(text) > _LONGEST:
+        raise UsageError(f"a requirement of {len(text)} characters is too long: {text[:40]!r}…")
+    if _LONG_NUMBER.search(text):
+        raise UsageError(f"a version number in {text[:60]!r} is too long", hint="e.g. torch==2.8.0")

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Union
 
 from packaging.specifiers import SpecifierSet
-from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
+from resolvelib import (
+    AbstractProvider,
+    BaseReporter,
+    ResolutionImpossible,
+    ResolutionTooDeep,
+    Resolver,
+)
 from resolvelib.resolvers import RequirementInformation
 
 from torchfit.choose.candidates import (
@@ -153,6 +159,11 @@ def resolve(
     resolver: Resolver[Req, Cand, str] = Resolver(provider, BaseReporter())
     try:
         result = resolver.resolve(requirements, max_rounds=500)
+    except ResolutionTooDeep:
+        raise ResolutionConflict(
+            "the requirements could not be resolved within 500 rounds",
+            hint="pin torch (e.g. torch==2.8.0) so that fewer versions are tried",
+        ) from None
     except ResolutionImpossible as exc:
         error = _explain(exc, variants, target)
         if finder.unserved and isinstance(error, NoCompatibleWheel):

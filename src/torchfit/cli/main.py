@@ -6,15 +6,15 @@ Exit codes: 0 success, 1 a torchfit error (or an unhealthy doctor/verify), 2 a u
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from torchfit._text import dumps, shown
 from torchfit.cli.options import VERBS, session_options, top_parser, verb_parser
-from torchfit.errors import TorchfitError, UsageError
+from torchfit.errors import InstallInterrupted, TorchfitError, UsageError
 
 if TYPE_CHECKING:
     import argparse
@@ -31,9 +31,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     wants_json, verbose = "--json" in argv, "-v" in argv or "--verbose" in argv
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_SafeFormatter("%(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     try:
         verb, rest = _split_verb(argv)
         args = verb_parser(verb).parse_intermixed_args(rest)
@@ -44,10 +44,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if verbose:
             logging.getLogger("torchfit").exception("traceback")
         _report(error, wants_json)
+        if isinstance(error, InstallInterrupted):
+            return 130
         return 2 if isinstance(error, UsageError) else 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): not a bug; entrypoint() ends quietly
     except Exception as error:  # a bug: one line, unless -v asks for the traceback
         if verbose:
             raise
@@ -92,6 +96,10 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
             result = session.verify()
             lines = render.verification_text(result)
             return _emit(args, result.to_json(), lines, int(not result.ok))
+        if verb == "restore":
+            stream = (lambda line: print(shown(line), file=sys.stderr)) if args.verbose else None
+            restored = session.restore(on_output=stream)
+            return _emit(args, restored.to_json(), render.restore_text(restored), 0)
         session.python  # noqa: B018 -- a target with nowhere to install fails before planning
         plan = session.plan(args.requirements)
         _warn(args, plan.to_json())
@@ -122,23 +130,24 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
 def _warn(args: argparse.Namespace, plan: Mapping[str, Any]) -> None:
     if not args.json:
         for warning in plan["warnings"]:
-            print(f"warning: {warning}", file=sys.stderr)
+            print(shown(f"warning: {warning}"), file=sys.stderr)
 
 
 def _install(session: Session, plan: Any, args: argparse.Namespace, extra: list[str]) -> int:
     from torchfit.cli import render
 
-    # With -v the installer's own output streams to stderr as it runs.
-    stream = (lambda line: print(line, file=sys.stderr)) if args.verbose else None
+    # With -v the installer's own output streams to stderr as it runs, made safe to show.
+    stream = (lambda line: print(shown(line), file=sys.stderr)) if args.verbose else None
     outcome = session.install(
         plan, installer=args.installer, extra_args=extra, dry_run=args.dry_run, on_output=stream
     )
     code = _emit(args, outcome.to_json(), render.install_text(outcome), 0)
     if outcome.verification is not None and not outcome.verification.ok:
         failed = [c for c in outcome.verification.checks if c.status == "fail"]
-        print(f"error: verification failed: {failed[0].detail}", file=sys.stderr)
+        print(shown(f"error: verification failed: {failed[0].detail}"), file=sys.stderr)
+        back = f"torchfit restore --python {session.python}"
         print(
-            "hint: the changes above were made; reinstall the previous versions to go back",
+            shown(f"hint: the changes above were made; `{back}` puts back what was there"),
             file=sys.stderr,
         )
         code = 1
@@ -146,26 +155,34 @@ def _install(session: Session, plan: Any, args: argparse.Namespace, extra: list[
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], lines: list[str], code: int) -> int:
-    print(json.dumps(payload, indent=2) if args.json else "\n".join(lines))
+    """Print JSON or text; either way no URL credential and no raw control character."""
+    print(dumps(payload) if args.json else "\n".join(shown(line) for line in lines))
     return code
 
 
 def _report(error: TorchfitError, wants_json: bool) -> None:
     if wants_json:
-        print(json.dumps({"error": error.to_json()}, indent=2))
+        print(dumps({"error": error.to_json()}))
         return
-    print(f"error: {error.message}", file=sys.stderr)
+    print(shown(f"error: {error.message}"), file=sys.stderr)
     for line in error.details:
-        print(f"  {line}", file=sys.stderr)
+        print(shown(f"  {line}"), file=sys.stderr)
     if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
+        print(shown(f"hint: {error.hint}"), file=sys.stderr)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines (httpx's among them) with secrets redacted and control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(shown(line) for line in super().format(record).splitlines())
 
 
 def entrypoint() -> NoReturn:
     try:
         code = main()
         sys.stdout.flush()
-    except BrokenPipeError:  # `torchfit doctor --json | head`: the reader left, not a failure
+    except BrokenPipeError:  # `torchfit doctor --json | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
+        code = 128 + 13  # as a Unix tool killed by SIGPIPE ends: quietly, status 141
     sys.exit(code)

@@ -20,6 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from torchfit._probes import probe_command
+from torchfit._probes.interpreter import interpreter_facts
+from torchfit._runner import run
 from torchfit._version import __version__
 from torchfit.index.cache import DEFAULT_LIFETIME, DiskCache
 from torchfit.index.snapshots import bundled_snapshots
@@ -27,6 +30,8 @@ from torchfit.machine.record import Detection
 from torchfit.settings import Settings
 
 _FORMAT = 1
+# Settings that change how pages are asked, never the answer: no part of the key.
+_HOW_NOT_WHAT = frozenset({"refresh", "timeout", "ca_bundle", "netrc"})
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -36,7 +41,7 @@ def key(requirements: Sequence[str], settings: Settings, machine: Detection) -> 
         "format": _FORMAT,
         "code": _code_stamp(),
         "requirements": list(requirements),
-        "settings": asdict(settings),
+        "settings": {k: v for k, v in asdict(settings).items() if k not in _HOW_NOT_WHAT},
         "machine": machine.to_json(),
         "interpreter": _interpreter_stamp(settings.python),
     }
@@ -105,21 +110,13 @@ def _code_stamp() -> list[Any]:
     return stamps
 
 
-def _interpreter_stamp(python: str | None) -> list[Any]:
-    """What names the target interpreter's wheel tags without asking it (a subprocess)."""
-    executable = os.path.realpath(python or sys.executable)
-    try:
-        stat = os.stat(executable)
-    except OSError:
-        return [executable]
-    try:
-        libc = os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, ValueError, OSError):  # not glibc, or not POSIX
-        libc = None
-    return [
-        executable,
-        stat.st_mtime_ns,
-        stat.st_size,
-        sys.version if python is None else None,
-        libc,
-    ]
+def _interpreter_stamp(python: str | None) -> Any:
+    """What decides the target interpreter's wheel tags.
+
+    This one: its own facts, read in-process. Another: the facts its probe reports (a name
+    such as ``python3``, a pyenv shim or a rebuilt venv may be another interpreter each time).
+    """
+    if python is None or python == sys.executable:
+        return interpreter_facts()
+    done = run(probe_command(python, "interpreter"), timeout=60)
+    return [python, done.returncode, done.stdout]

@@ -9,7 +9,7 @@ from torchfit._version import __version__
 from torchfit.errors import UsageError
 
 DEFAULT_INDEX_TEXT = "https://download.pytorch.org/whl"
-VERBS = ("detect", "plan", "install", "verify", "doctor")
+VERBS = ("detect", "plan", "install", "verify", "doctor", "restore")
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,6 +39,8 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
     if verb in ("plan", "install"):
         _choice(parser)
         parser.add_argument("requirements", nargs="+", metavar="REQ")
+    elif verb in ("restore", "detect"):  # a record put back, a machine read: nothing judged
+        parser.set_defaults(compat=None)
     else:
         parser.add_argument(
             "--compat",
@@ -87,6 +89,14 @@ def _choice(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--offline", action="store_true", help="use the cache and bundled snapshots")
     group.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
     group.add_argument(
+        "--require-hashes", action="store_true", help="refuse a wheel the index gives no sha256 for"
+    )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="HTTP connect and read timeout (default 15) [TORCHFIT_TIMEOUT, PIP_TIMEOUT]",
+    )
+    group.add_argument(
         "--trusted-host", action="append", default=[], metavar="HOST", help="allow http:// for HOST"
     )
     group.add_argument("--python-version", metavar="X.Y", help="target Python, with --platform")
@@ -101,7 +111,7 @@ def _choice(parser: argparse.ArgumentParser) -> None:
 
 def session_options(args: argparse.Namespace) -> dict[str, Any]:
     """Session options from the flags; None (not given) lets a TORCHFIT_* variable decide."""
-    from torchfit.settings import parse_arch, parse_driver
+    from torchfit.settings import parse_arch, parse_driver, parse_timeout
     from torchfit.variants import Variant, parse_cuda
 
     def given(name: str) -> str | None:
@@ -124,6 +134,8 @@ def session_options(args: argparse.Namespace) -> dict[str, Any]:
         "index": given("pytorch_index"),
         "offline": getattr(args, "offline", None) or None,
         "refresh": getattr(args, "refresh", None) or None,
+        "require_hashes": getattr(args, "require_hashes", None) or None,
+        "timeout": parse_timeout(timeout, "--timeout") if (timeout := given("timeout")) else None,
         "trusted_hosts": tuple(getattr(args, "trusted_host", ())) or None,
         "python": given("python"),
         "python_version": given("python_version"),

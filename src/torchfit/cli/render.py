@@ -1,4 +1,9 @@
-"""Text output: the lines a person reads for each verb's result (JSON is each value's own)."""
+"""Text output: the lines a person reads for each verb's result (JSON is each value's own).
+
+Fields go in as they came (GPU names, file names, paths, probe output); ``cli.main`` passes
+every line through ``torchfit._text.shown`` as it prints, so one field can neither break its
+line nor send the terminal an escape sequence, and no URL shows its credentials.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from torchfit._text import redact_text
 from torchfit.variants import format_cuda
 
 if TYPE_CHECKING:
@@ -70,6 +76,24 @@ def doctor_text(diagnosis: Diagnosis) -> list[str]:
 def install_text(result: InstallResult) -> list[str]:
     lines = plan_text(result.plan.to_json())
     if result.verification is None:
-        return [*lines, "would run: " + shlex.join(result.command)]
+        # Each argument hidden before quoting: shlex's quotes must not split a credential.
+        return [*lines, "would run: " + shlex.join(map(redact_text, result.command))]
     lines += ["changed:"] + [f"  {c}" for c in result.changes or ["nothing"]]
     return lines + verification_text(result.verification)
+
+
+if TYPE_CHECKING:
+    from torchfit.session import RestoreResult
+
+
+def restore_text(result: RestoreResult) -> list[str]:
+    """``torchfit restore``: what the record said, and what changed to get there."""
+    wanted = ", ".join(
+        f"{name} {version}" if version else f"no {name}"
+        for name, version in result.restored.items()
+    )
+    if not result.commands and not result.changes:
+        return [f"nothing to restore: {result.python} has the torch family recorded", f"  {wanted}"]
+    lines = [f"restored the torch family recorded {result.recorded} in {result.python}"]
+    lines += [f"  {wanted}", "changed:"] + [f"  {change}" for change in result.changes]
+    return lines

@@ -7,7 +7,6 @@ Docker image or another machine).
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Sequence
@@ -17,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from packaging.tags import Tag
 
-from torchfit._probes import probe_command
+from torchfit._probes import probe_answer, probe_command
 from torchfit._probes.interpreter import interpreter_facts
 from torchfit._runner import Runner, run
 from torchfit.errors import UsageError
 
-_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_MANYLINUX = re.compile(r"manylinux_(\d{1,2})_(\d{1,3})_(\w+)")  # bounded: one tag per minor
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
@@ -140,7 +139,7 @@ def expand_platform(platform: str) -> list[str]:
                 if version == (major, glibc_minor):
                     result.append(f"{legacy}_{arch}")
         return [*result, f"linux_{arch}"]
-    if match := re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", platform):
+    if match := re.fullmatch(r"macosx_(\d{1,2})_(\d{1,2})_(\w+)", platform):
         version = (int(match[1]), int(match[2]))
         from packaging.tags import mac_platforms
 
@@ -162,7 +161,7 @@ def _python_tags(
 
 def from_spec(python_version: str, platforms: Sequence[str]) -> Target:
     """A target named by ``--python-version X.Y`` and ``--platform TAG`` (repeatable)."""
-    match = re.fullmatch(r"\s*3\.(\d+)\s*", python_version)
+    match = re.fullmatch(r"\s*3\.(\d{1,2})\s*", python_version)  # 3.100 would be tags galore
     if not match:
         raise UsageError(
             f"invalid --python-version {python_version!r}", hint="write it as 3.X, e.g. 3.11"
@@ -219,7 +218,7 @@ def from_interpreter(python: str, runner: Runner = run) -> Target:
     if done.returncode != 0:
         raise UsageError(f"--python {python} failed to start: {done.tail(1)}")
     try:
-        return from_facts(json.loads(done.stdout), python)
+        return from_facts(probe_answer(done.stdout), python)
     except (ValueError, KeyError, TypeError, IndexError):
         raise UsageError(f"--python {python} did not answer like a Python interpreter") from None
 

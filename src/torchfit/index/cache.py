@@ -147,14 +147,15 @@ def _epoch(value: str) -> float | None:
         return None
 
 
-def default_cache_dir() -> Path:
-    """The per-user cache folder, as each OS expects it."""
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user cache folder, as each OS expects it (``env``: default ``os.environ``)."""
+    env = os.environ if env is None else env
     if sys.platform == "win32":
-        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        root = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
         return root / "torchfit" / "Cache"
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "torchfit"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torchfit"
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torchfit"
 
 
 class DiskCache:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from torchfit.errors import IndexFetchError
 from torchfit.index.cache import CachedPage, DiskCache, default_cache_dir, freshness_lifetime
-from torchfit.index.http import Http, Reply
+from torchfit.index.http import DEFAULT_TIMEOUT, Http, Reply
 from torchfit.index.metadata import sidecar_metadata, wheel_metadata
 from torchfit.index.pages import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
 from torchfit.index.snapshots import bundled_snapshots, snapshot_date, snapshot_page
@@ -61,7 +61,8 @@ class IndexClient:
     """Reads ``<base>/<variant>/<project>/`` pages, or one flat ``*.html`` find-links page.
 
     ``refresh`` revalidates cached pages even while they are fresh; ``clock`` gives the
-    time in epoch seconds (a seam for tests of freshness).
+    time in epoch seconds (a seam for tests of freshness). ``timeout`` (seconds to connect
+    and for each read), ``ca_bundle`` and ``netrc`` are the HTTP edge's: see :class:`Http`.
     """
 
     def __init__(
@@ -77,6 +78,9 @@ class IndexClient:
         retries: int = 2,
         rebase: bool = True,
         clock: Callable[[], float] = time.time,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        ca_bundle: Path | None = None,
+        netrc: Path | None = None,
     ) -> None:
         self.base = base.rstrip("/")
         self.flat = self.base.endswith(".html")
@@ -91,7 +95,14 @@ class IndexClient:
         self._guard = threading.Lock()
         self._page_locks: dict[str, threading.Lock] = {}
         self._cache = DiskCache(cache_dir)
-        self._http = Http(self.trusted_hosts, retries=retries, client=client)
+        self._http = Http(
+            self.trusted_hosts,
+            retries=retries,
+            client=client,
+            timeout=timeout,
+            ca_bundle=ca_bundle,
+            netrc=netrc,
+        )
         self._clock = clock
         self._pages: dict[str, list[Link]] = {}
         check_url(self.base, self.trusted_hosts)
@@ -123,7 +134,7 @@ class IndexClient:
         ]
 
     def prefetch(self, project: str, variants: Iterable[Variant]) -> None:
-        """Fetch several variant pages at once (the answers land in the memo)."""
+        """Fetch several variant pages at once (the answers are kept for the later reads)."""
         wanted = [v for v in variants if self.page_url(project, v) not in self._pages]
         if len(wanted) > 1 and not self.flat:
             with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
@@ -135,8 +146,10 @@ class IndexClient:
         with lock:  # one fetch per page, however many threads ask for it (a flat page: all)
             if url not in self._pages:
                 links = self._load(url, project, variant)
-                if self.rebase and not self.flat and self.base != DEFAULT_INDEX:
-                    links = [rebase(link, self.base) for link in links]
+                # A flat page's mirror root is its folder: .../whl/torch_stable.html -> .../whl
+                root = self.base.rsplit("/", 1)[0] if self.flat else self.base
+                if self.rebase and root != DEFAULT_INDEX:
+                    links = [rebase(link, root) for link in links]
                 self._pages[url] = links
         return self._pages[url]
 

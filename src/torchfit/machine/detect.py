@@ -2,7 +2,8 @@
 
 Sources, in order: overrides, NVML, ``nvidia-smi``, ``/proc/driver/nvidia/version``; the
 first that yields a driver or CUDA version answers. No failure aborts detection: a missing
-tool, a non-zero exit, garbage or a hang becomes one line of the trace.
+tool, a non-zero exit, garbage or a hang becomes one line of the trace. NVML and each run of
+nvidia-smi have ``timeout`` seconds: a wedged driver can block either for ever.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def detect(
 
     ``nvml`` is a pynvml-like module (None disables NVML); ``runner`` runs nvidia-smi;
     ``proc_version`` replaces ``/proc/driver/nvidia/version``;
-    ``os`` is "linux", "windows" or "macos" (None: this machine's).
+    ``os`` is "linux", "windows" or "macos" (None: this machine's); ``timeout`` bounds
+    NVML (its thread is abandoned at the deadline) and each nvidia-smi run.
     Raises ValueError for an unknown ``os``.
     """
     os_name = os if os is not None else current_os()
@@ -63,7 +65,7 @@ def detect(
     answer = given if given.answered else None
     suspected = False
     sources: tuple[tuple[str, Callable[[], Found]], ...] = (
-        (NVML, lambda: probe_nvml(nvml, os_name)),
+        (NVML, lambda: probe_nvml(nvml, os_name, timeout)),
         (NVIDIA_SMI, lambda: probe_nvidia_smi(runner, timeout, os_name)),
         (PROC_VERSION, lambda: probe_proc(proc_version or DRIVER_VERSION_FILE, os_name)),
     )

@@ -1,7 +1,7 @@
 """Data only: CUDA toolkit <-> NVIDIA driver minimums, each row with its source.
 
-Pure functions over these rows live in ``_driver.py``. Versions stay strings here,
-exactly as NVIDIA prints them; ``_driver.parse_driver_version`` compares them.
+Pure functions over these rows live in ``drivers.py``. Versions stay strings here,
+exactly as NVIDIA prints them; ``drivers.parse_driver_version`` compares them.
 """
 
 from __future__ import annotations

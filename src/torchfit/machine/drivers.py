@@ -1,4 +1,4 @@
-"""Pure functions over the CUDA <-> driver tables in ``_tables``.
+"""Pure functions over the CUDA <-> driver tables in ``driver_table``.
 
 Driver versions are compared as numeric tuples ("570.26" < "570.124.06"), never as text.
 """
@@ -13,7 +13,8 @@ from torchfit.machine.driver_table import COMPAT_FLOORS, DRIVER_ROWS, DriverRow
 
 OSES = ("linux", "windows", "macos")
 
-_VERSION = re.compile(r"\d+(?:\.\d+)*")
+# NVIDIA writes at most four parts of a few digits (550.144.03); anything longer is no driver.
+_VERSION = re.compile(r"\d{1,6}(?:\.\d{1,6}){0,3}")
 
 
 def parse_driver_version(text: str) -> tuple[int, ...] | None:

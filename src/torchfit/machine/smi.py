@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Optional
 
 from torchfit._runner import Runner
 from torchfit.machine.drivers import max_cuda_for_driver, parse_driver_version
@@ -11,9 +12,10 @@ from torchfit.machine.record import NVIDIA_SMI, Found, Gpu, Probe, clip, describ
 
 _FIELDS = ("driver_version", "name", "compute_cap")
 _TAIL_LIMIT = 200
-_CAPABILITY = re.compile(r"\s*(\d+)\.(\d+)\s*")
+_CAPABILITY = re.compile(r"\s*(\d{1,2})\.(\d{1,2})\s*")  # compute capabilities are at 12
 
-Row = tuple[str | None, str | None, tuple[int, int] | None]
+# Evaluated at import: no `X | None` here, which Python 3.9 cannot evaluate.
+Row = tuple[Optional[str], Optional[str], Optional[tuple[int, int]]]
 
 
 def parse_nvidia_smi_query(text: str) -> list[Row]:
