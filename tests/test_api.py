@@ -108,7 +108,7 @@ def test_every_public_module_declares_all() -> None:
     # implementation (their layout may change); what they offer users is re-exported here.
     package = Path(torchfit.__file__).parent
     public = [p.stem for p in package.glob("*.py") if not p.stem.startswith("_")]
-    assert sorted(public) == ["errors", "session", "settings", "types", "variants"]
+    assert sorted(public) == ["errors", "results", "session", "settings", "types", "variants"]
     for name in public:
         module = importlib.import_module(f"torchfit.{name}")
         assert hasattr(module, "__all__"), f"{module.__name__} has no __all__"

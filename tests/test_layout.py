@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("index",),
     ("choose",),
     ("check",),
-    ("settings",),
+    ("settings", "results"),
     ("session",),
     ("_api", "types"),
     ("cli", "__main__"),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from torchfit.session import InstallResult, Session
+from torchfit.results import InstallResult
+from torchfit.session import Session
 
 if TYPE_CHECKING:
     from torchfit.check.doctor import Diagnosis

@@ -12,7 +12,6 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.machine.detect import detect
 from torchfit.machine.nvml import IMPORT_NVML
 from torchfit.machine.record import Detection
+from torchfit.results import InstallResult, RestoreResult
 from torchfit.settings import Settings, resolve_settings, with_options
 
 if TYPE_CHECKING:  # imported where used: planning alone needs none of them
@@ -40,51 +40,7 @@ if TYPE_CHECKING:  # imported where used: planning alone needs none of them
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "InstallResult",
-    "RestoreResult",
-    "Session",
-]
-
-
-@dataclass(frozen=True)
-class InstallResult:
-    """What ``install`` did: the plan, the installer command, the changes, the proof."""
-
-    plan: Plan
-    command: tuple[str, ...]
-    changes: tuple[str, ...]
-    verification: Verification | None  # None for a dry run
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "plan": self.plan.to_json(),
-            "command": list(self.command),
-            "changes": list(self.changes),
-            "verification": self.verification.to_json() if self.verification else None,
-        }
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    """What ``restore`` did: the record it followed, the installer commands, the changes."""
-
-    python: str
-    record: str  # the record's path
-    recorded: str  # when it was taken
-    restored: dict[str, str | None]  # each torch-family name: its version now, None: absent
-    commands: tuple[tuple[str, ...], ...]  # none when the environment was already as recorded
-    changes: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "python": self.python,
-            "record": self.record,
-            "recorded": self.recorded,
-            "restored": dict(self.restored),
-            "commands": [list(command) for command in self.commands],
-            "changes": list(self.changes),
-        }
+__all__ = ["InstallResult", "RestoreResult", "Session"]
 
 
 class Session:
@@ -426,29 +382,11 @@ class Session:
         return self._find_on_index(held)
 
     def _find_on_index(self, held: Held) -> WheelPin | None:
-        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-        from packaging.version import InvalidVersion, Version
-
+        from torchfit.choose.exact import exact_wheel
         from torchfit.environment.install import WheelPin
-        from torchfit.variants import Variant
 
-        variant = Variant.from_label(held.version.partition("+")[2])
-        try:
-            version = Version(held.version)
-        except InvalidVersion:
-            return None
-        if variant is None:  # no label: it came from the user's own index, and pip finds it
-            return None
-        best: tuple[int, WheelPin] | None = None
-        for link in self.source.links(held.name, variant):
-            try:
-                _, found, _, tags = parse_wheel_filename(link.filename)
-            except InvalidWheelFilename:
-                continue
-            rank = self.target.tag_rank(tags)
-            if found == version and rank is not None and (best is None or rank < best[0]):
-                best = (rank, WheelPin(held.name, link.url, link.sha256))
-        return best[1] if best else None
+        found = exact_wheel(self.source, held.name, held.version, self.target)
+        return WheelPin(held.name, *found) if found else None
 
     def verify(self, plan: Plan | None = None) -> Verification:
         """Check the torch in the target interpreter against the machine (and ``plan``)."""

@@ -7,7 +7,7 @@ from torchfit.check.verify import Check, Verification
 from torchfit.choose.plan import Plan, PlannedWheel
 from torchfit.environment.target import Target
 from torchfit.machine.record import Detection, Gpu, Overrides, Probe
-from torchfit.session import InstallResult
+from torchfit.results import InstallResult
 from torchfit.settings import Settings
 from torchfit.variants import Variant
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from torchfit.check.doctor import Diagnosis
     from torchfit.check.verify import Verification
     from torchfit.machine.record import Detection
-    from torchfit.session import InstallResult
+    from torchfit.results import InstallResult
 
 
 def detection_text(detection: Detection) -> list[str]:

@@ -1,0 +1,52 @@
+"""What the verbs that change an environment report: ``install`` and ``restore``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torchfit.check.verify import Verification
+    from torchfit.choose.plan import Plan
+
+__all__ = ["InstallResult", "RestoreResult"]
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What ``install`` did: the plan, the installer command, the changes, the proof."""
+
+    plan: Plan
+    command: tuple[str, ...]
+    changes: tuple[str, ...]
+    verification: Verification | None  # None for a dry run
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_json(),
+            "command": list(self.command),
+            "changes": list(self.changes),
+            "verification": self.verification.to_json() if self.verification else None,
+        }
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What ``restore`` did: the record it followed, the installer commands, the changes."""
+
+    python: str
+    record: str  # the record's path
+    recorded: str  # when it was taken
+    restored: dict[str, str | None]  # each torch-family name: its version now, None: absent
+    commands: tuple[tuple[str, ...], ...]  # none when the environment was already as recorded
+    changes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "record": self.record,
+            "recorded": self.recorded,
+            "restored": dict(self.restored),
+            "commands": [list(command) for command in self.commands],
+            "changes": list(self.changes),
+        }
