@@ -401,3 +401,19 @@ def test_a_socks_proxy_without_socksio_is_one_line(
         fetch(Http(), f"{index.url}/whl/")
     assert str(caught.value).startswith("could not set up HTTP: ")
     assert "socksio" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_pip_index_credentials_serve_the_same_host(
+    capsys: pytest.CaptureFixture[str], index: IndexServer, tmp_path: Path
+) -> None:
+    pip_index = index.url.replace("://", "://carol:t0ken@") + "/simple"
+    env = {"HOME": str(tmp_path), "PIP_INDEX_URL": pip_index}
+    code, out, err = plan(capsys, index.url, env, tmp_path)
+    assert code == 0, err
+    assert authorizations(index) == [basic("carol", "t0ken")]
+    assert "t0ken" not in out + err
+    # Another host's credentials are never sent.
+    elsewhere = {"HOME": str(tmp_path), "PIP_INDEX_URL": "https://carol:t0ken@pypi.example/simple"}
+    code, _, err = plan(capsys, index.url, elsewhere, tmp_path / "other")
+    assert code == 0, err
+    assert authorizations(index)[-1] is None

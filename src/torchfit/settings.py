@@ -79,7 +79,42 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
     parts = {name: values.pop(name) for name in _OVERRIDE_PARTS if name in values}
     if "overrides" not in given:
         values["overrides"] = Overrides(**{**_overrides_from_environment(env, parts), **parts})
+    if "index" in values:
+        values["index"] = with_pip_credentials(values["index"], env)
     return Settings(**values)
+
+
+def with_pip_credentials(index: str, env: Mapping[str, str]) -> str:
+    """``index`` with the credentials of a pip index on the same host, when it has none.
+
+    One mirror often serves PyPI and the PyTorch folders (``PIP_INDEX_URL`` names it with a
+    token): the PyTorch index is then asked as pip would ask that host.
+
+    >>> with_pip_credentials("https://m.example/pytorch/whl",
+    ...                      {"PIP_INDEX_URL": "https://u:t@m.example/simple"})
+    'https://u:t@m.example/pytorch/whl'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        target = urlsplit(index)
+        if target.username is not None or not target.hostname:
+            return index
+        pip_urls = (_variable(env, "PIP_INDEX_URL") or "").split()
+        pip_urls += (_variable(env, "PIP_EXTRA_INDEX_URL") or "").split()
+        for text in pip_urls:
+            pip = urlsplit(text)
+            same = (pip.scheme, pip.hostname, pip.port) == (
+                target.scheme,
+                target.hostname,
+                target.port,
+            )
+            if same and pip.username is not None:
+                userinfo = pip.netloc.rpartition("@")[0]
+                return urlunsplit(target._replace(netloc=f"{userinfo}@{target.netloc}"))
+    except ValueError:  # a malformed URL: check_url says so later, in the user's words
+        return index
+    return index
 
 
 def with_options(settings: Settings, options: Mapping[str, Any]) -> Settings:
