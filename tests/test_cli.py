@@ -280,3 +280,27 @@ def test_a_wheel_without_a_hash_is_said_and_can_be_refused(
         code, _, err = run(capsys, *argv, "--require-hashes", env=env)
     assert code == 1
     assert err.startswith("error: the index gives no sha256 for torch-1.7.1+cu101-cp38")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the fake nvidia-smi is a POSIX shell script")
+def test_a_failing_source_is_a_reason_in_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    code, _, err = run(capsys, "plan", "torch==1.7.1", *OFFLINE)
+    assert code == 1  # a driver seems present, but none answered: no silent CPU plan
+    monkeypatch.setenv("TORCHFIT_GPU_ARCH", "7.5")
+    proc = tmp_path / "version"
+    proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  440.33.01  Wed Nov 13\n")
+    from torchfit.machine import detect as detect_module
+
+    monkeypatch.setattr(detect_module, "DRIVER_VERSION_FILE", proc)
+    code, out, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE, env=dict(os.environ))
+    assert code == 0
+    assert (
+        "  - nvidia-smi failed (exit status 9: NVIDIA-SMI has failed); the next source was asked"
+        in out
+    )

@@ -259,7 +259,12 @@ def test_detection_to_json(tmp_path: Path) -> None:
         "suspected_gpu": False,
         "os": "linux",
     }
-    assert data["trace"][2] == {"source": "nvidia-smi", "raw": None, "outcome": "not needed"}
+    assert data["trace"][2] == {
+        "source": "nvidia-smi",
+        "raw": None,
+        "outcome": "not needed",
+        "failed": False,
+    }
 
 
 def test_nvml_without_libcuda_uses_the_driver_table(tmp_path: Path) -> None:
@@ -456,7 +461,7 @@ def test_real_smi_hang_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     started = time.monotonic()
     found = detect_with_smi(tmp_path, timeout=0.5)
     assert time.monotonic() - started < 10
-    assert found.trace[2] == Probe("nvidia-smi", None, "timed out after 0.5s")
+    assert found.trace[2] == Probe("nvidia-smi", None, "timed out after 0.5s", failed=True)
     assert found.suspected_gpu
 
 
@@ -783,7 +788,7 @@ def test_nvml_hanging_in_init_times_out_and_nvidia_smi_is_asked(
     found = detect(
         nvml=nvml, runner=run, proc_version=tmp_path / "missing", os="linux", timeout=0.5
     )
-    assert found.trace[1] == Probe("nvml", None, "timed out after 0.5s")
+    assert found.trace[1] == Probe("nvml", None, "timed out after 0.5s", failed=True)
     assert run.calls == [(SMI_ARGV, 0.5)]
     assert (found.source, found.driver_version) == ("nvidia-smi", "570.124.06")
     # The thread is left behind as a daemon: it cannot keep the process from exiting.

@@ -26,6 +26,7 @@ _KEPT_LINES = 200
 
 #: Seconds a child gets to end after the signal that stopped us is passed on to it.
 GRACE_SECONDS = 30.0
+_AFTER_KILL = 2.0  # output still owed after SIGKILL: past this, the child is stuck in the kernel
 
 _POSIX = os.name != "nt"
 
@@ -107,7 +108,7 @@ def run(
             )
         except FileNotFoundError:
             return Completed(127, "", "", "not found")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument
             return Completed(126, "", "", f"could not run: {exc}")
         with process:
             if on_output is None:
@@ -115,12 +116,26 @@ def run(
             return _streamed(process, timeout, on_output)
 
 
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """Kill the child and everything it started (it leads its own session on POSIX)."""
+    if _POSIX:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+        except OSError:
+            pass  # already gone, or not a group leader after all
+    process.kill()
+
+
 def _captured(process: subprocess.Popen[str], timeout: float | None) -> Completed:
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
+        _kill_group(process)  # a wrapper script's own children hold the pipes open too
+        try:
+            stdout, stderr = process.communicate(timeout=_AFTER_KILL)
+        except subprocess.TimeoutExpired:  # stuck in the kernel: give up on its output
+            stdout, stderr = "", ""
         return Completed(124, stdout or "", stderr or "", f"timed out after {timeout:g}s")
     except KeyboardInterrupt as stop:
         name = _forward(process, stop)
@@ -148,7 +163,7 @@ def _streamed(
     try:
         returncode = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        _kill_group(process)
         process.wait()
         reader.join(timeout=5)
         return Completed(124, "".join(kept), "", f"timed out after {timeout:g}s")

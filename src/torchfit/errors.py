@@ -24,6 +24,16 @@ __all__ = [
 ]
 
 
+_LONGEST = 2000
+
+
+def _bounded(text: str) -> str:
+    # A megabyte flag value is echoed in its error: one screen of it says enough.
+    if len(text) <= _LONGEST:
+        return text
+    return f"{text[: _LONGEST // 2]}… ({len(text)} characters)"
+
+
 class TorchfitError(Exception):
     """Base class: anything torchfit reports to a user."""
 
@@ -38,7 +48,7 @@ class TorchfitError(Exception):
     def __setattr__(self, name: str, value: Any) -> None:
         # Hidden on every assignment: callers add to a hint or details after raising.
         if name in ("message", "hint") and isinstance(value, str):
-            value = redact_text(value)
+            value = _bounded(redact_text(value))
         elif name == "details":
             value = tuple(redact_text(line) for line in value)
         super().__setattr__(name, value)

@@ -100,7 +100,7 @@ def parse_cuda(text: str) -> tuple[int, int]:
     (10, 2)
     """
     # Two digits a part: CUDA is at 13; a longer number is a typo, not a toolkit.
-    match = re.fullmatch(r"\s*(\d{1,2})(?:\.(\d{1,2}))?(?:\.\d{1,3})?\s*", text)
+    match = re.fullmatch(r"\s*([0-9]{1,2})(?:\.([0-9]{1,2})(?:\.[0-9]{1,3})?)?\s*", text)
     if not match:
         raise UsageError(
             f"invalid CUDA version {text!r}", hint="write it as MAJOR.MINOR, e.g. 12.8"

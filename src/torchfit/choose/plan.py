@@ -115,6 +115,12 @@ def make_plan(
     fit = gpu_fit.describe(chosen.version, chosen.variant) if torch.name == "torch" else None
     warnings = [fit[len("warning: ") :]] if fit and fit.startswith("warning: ") else []
     reasons = (
+        # A source that is there but failed (a hung NVML, a broken nvidia-smi) is a reason too.
+        *(
+            f"{p.source} failed ({p.outcome}); the next source was asked"
+            for p in detection.trace
+            if p.failed
+        ),
         *choice.reasons,
         f"chose {torch.name} {torch.version} from {resolution.variant.tag}: the newest version"
         " with a wheel for this target, then the newest variant that has it"

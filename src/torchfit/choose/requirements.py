@@ -49,12 +49,22 @@ def split_requirements(
 def _marker_holds(requirement: Requirement, target: Target) -> bool:
     if requirement.marker is None:
         return True
+    # packaging fills what the environment lacks from the running interpreter: for another
+    # machine, the host's kernel would answer. Say so instead.
+    unknown = [name for name in _HOST_ONLY if name in str(requirement.marker)]
+    if unknown and target.interpreter is None:
+        raise UsageError(
+            f"cannot evaluate the marker of {str(requirement)!r}: {unknown[0]} is not known"
+            " for a --python-version/--platform target",
+            hint="drop the marker, or plan with --python on that machine",
+        )
     try:
         return requirement.marker.evaluate(target.marker_environment())
     except Exception as exc:  # packaging raises several types for markers it cannot evaluate
         raise UsageError(f"cannot evaluate the marker of {str(requirement)!r}: {exc}") from None
 
 
+_HOST_ONLY = ("platform_release", "platform_version")
 _LONGEST = 1000
 _LONG_NUMBER = re.compile(r"\d{31,}")
 

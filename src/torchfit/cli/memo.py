@@ -70,8 +70,30 @@ def recall(settings: Settings, digest: str, *, now: float | None = None) -> dict
         ):
             return None
     plan: dict[str, Any] = entry["plan"]
-    plan["pages"] = [{**record, "origin": "memo"} for record in plan.get("pages", [])]
+    if not _renders(plan):
+        return None  # damaged: the ordinary plan answers, and is remembered again
+    plan["pages"] = [{**record, "origin": "memo"} for record in plan["pages"]]
     return plan
+
+
+def _renders(plan: dict[str, Any]) -> bool:
+    """Whether a remembered plan has the shape the renderers read (a damaged file may not)."""
+    try:
+        target = plan["target"]
+        return (
+            isinstance(plan["variant"], str)
+            and isinstance(target["python_version"], str)
+            and isinstance(target["platforms"][0], str)
+            and all(isinstance(p[k], str) for p in plan["packages"] for k in _PACKAGE_TEXTS)
+            and all(isinstance(line, str) for key in _LISTS for line in plan[key])
+            and all(isinstance(record, dict) for record in plan["pages"])
+        )
+    except (KeyError, TypeError, IndexError):
+        return False
+
+
+_PACKAGE_TEXTS = ("name", "version", "filename", "url")
+_LISTS = ("passthrough", "reasons", "warnings")
 
 
 def remember(

@@ -89,6 +89,7 @@ class Target:
             "os_name": "nt" if self.os == "windows" else "posix",
             "platform_machine": _machine(self.platforms[0] if self.platforms else ""),
             "implementation_name": "cpython",
+            "implementation_version": self.python_full_version,
             "platform_python_implementation": "CPython",
             "extra": "",
         }
@@ -161,7 +162,10 @@ def _python_tags(
 
 def from_spec(python_version: str, platforms: Sequence[str]) -> Target:
     """A target named by ``--python-version X.Y`` and ``--platform TAG`` (repeatable)."""
-    match = re.fullmatch(r"\s*3\.(\d{1,2})\s*", python_version)  # 3.100 would be tags galore
+    if not python_version.strip():
+        raise UsageError("--platform needs --python-version", hint="e.g. --python-version 3.12")
+    # 3.8.10 as pip takes it (the micro only fills python_full_version); 3.100 is refused.
+    match = re.fullmatch(r"\s*3\.([0-9]{1,2})(?:\.([0-9]{1,3}))?\s*", python_version)
     if not match:
         raise UsageError(
             f"invalid --python-version {python_version!r}", hint="write it as 3.X, e.g. 3.11"
@@ -179,7 +183,10 @@ def from_spec(python_version: str, platforms: Sequence[str]) -> Target:
     for platform in platforms:
         expanded += [p for p in expand_platform(platform) if p not in expanded]
     return Target(
-        version, f"3.{version[1]}.0", tuple(expanded), _python_tags(version, expanded, None)
+        version,
+        f"3.{version[1]}.{match[2] or 0}",
+        tuple(expanded),
+        _python_tags(version, expanded, None),
     )
 
 
@@ -219,7 +226,7 @@ def from_interpreter(python: str, runner: Runner = run) -> Target:
         raise UsageError(f"--python {python} failed to start: {done.tail(1)}")
     try:
         return from_facts(probe_answer(done.stdout), python)
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         raise UsageError(f"--python {python} did not answer like a Python interpreter") from None
 
 

@@ -50,9 +50,10 @@ class CachedPage:
     def validators(self) -> dict[str, str]:
         """The conditional-request headers that ask "has it changed since?"."""
         headers = {}
-        if self.etag:
+        # Only what can be sent back: an obs-text byte would fail every later request.
+        if self.etag and self.etag.isascii():
             headers["If-None-Match"] = self.etag
-        if self.last_modified:
+        if self.last_modified and self.last_modified.isascii():
             headers["If-Modified-Since"] = self.last_modified
         return headers
 
@@ -95,7 +96,10 @@ def _is_time(value: object) -> bool:
     # bool is an int to isinstance, but no time; NaN and infinity are no time either.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return math.isfinite(value)
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past float range (JSON's 1e400 written out)
+        return False
 
 
 _TEXT_FIELDS = frozenset(
@@ -134,8 +138,14 @@ def freshness_lifetime(
     return default
 
 
+# RFC 9111 1.2.2: a delta-seconds too large to hold is taken as 2^31.
+_LONGEST_DELTA = 2147483648.0
+
+
 def _seconds(value: str | None) -> float | None:
-    return float(value) if value is not None and value.isascii() and value.isdigit() else None
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    return min(float(value), _LONGEST_DELTA) if len(value) < 300 else _LONGEST_DELTA
 
 
 def _epoch(value: str) -> float | None:

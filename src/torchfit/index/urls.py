@@ -23,6 +23,8 @@ def check_url(
 ) -> None:
     """Refuse anything but https://, and plain http:// unless the host is loopback or trusted
     (pip's --trusted-host: a host, or host:port). ``error`` is what a refusal raises."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):  # urlsplit strips some, keeps others
+        raise error(f"invalid URL {url!r}: it holds a control character")
     try:
         parts = urlsplit(url)
         host, netloc = parts.hostname or "", parts.netloc

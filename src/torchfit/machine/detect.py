@@ -8,6 +8,7 @@ nvidia-smi have ``timeout`` seconds: a wedged driver can block either for ever.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -76,7 +77,9 @@ def detect(
             continue
         found = ask()
         logger.debug("%s: %s", name, found.probe.outcome)
-        trace.append(found.probe)
+        trace.append(
+            dataclasses.replace(found.probe, failed=True) if found.suspected else found.probe
+        )
         suspected = suspected or found.suspected
         answer = found if found.answered else None
     gpus = given.gpus if overrides.gpu_arch else (answer.gpus if answer else ())

@@ -14,7 +14,7 @@ from torchfit.machine.driver_table import COMPAT_FLOORS, DRIVER_ROWS, DriverRow
 OSES = ("linux", "windows", "macos")
 
 # NVIDIA writes at most four parts of a few digits (550.144.03); anything longer is no driver.
-_VERSION = re.compile(r"\d{1,6}(?:\.\d{1,6}){0,3}")
+_VERSION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){0,3}")  # ASCII: \d takes any script's digits
 
 
 def parse_driver_version(text: str) -> tuple[int, ...] | None:

@@ -30,9 +30,15 @@ class Probe:
     source: str
     raw: str | None
     outcome: str
+    failed: bool = False  # the source is there (a driver seems present) but did not answer
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "raw": self.raw, "outcome": self.outcome}
+        return {
+            "source": self.source,
+            "raw": self.raw,
+            "outcome": self.outcome,
+            "failed": self.failed,
+        }
 
 
 @dataclass(frozen=True)

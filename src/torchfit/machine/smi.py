@@ -12,7 +12,7 @@ from torchfit.machine.record import NVIDIA_SMI, Found, Gpu, Probe, clip, describ
 
 _FIELDS = ("driver_version", "name", "compute_cap")
 _TAIL_LIMIT = 200
-_CAPABILITY = re.compile(r"\s*(\d{1,2})\.(\d{1,2})\s*")  # compute capabilities are at 12
+_CAPABILITY = re.compile(r"\s*([0-9]{1,2})\.([0-9]{1,2})\s*")  # compute capabilities are at 12
 
 # Evaluated at import: no `X | None` here, which Python 3.9 cannot evaluate.
 Row = tuple[Optional[str], Optional[str], Optional[tuple[int, int]]]
