@@ -290,7 +290,7 @@ def test_a_failing_source_is_a_reason_in_why(
     script.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    code, _, err = run(capsys, "plan", "torch==1.7.1", *OFFLINE)
+    code, _, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE)
     assert code == 1  # a driver seems present, but none answered: no silent CPU plan
     monkeypatch.setenv("TORCHFIT_GPU_ARCH", "7.5")
     proc = tmp_path / "version"

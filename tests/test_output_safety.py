@@ -560,13 +560,15 @@ def test_a_dry_run_as_a_subprocess_shows_no_secret(index: IndexServer) -> None:
 def test_a_hostile_index_url_as_a_subprocess_shows_no_secret(
     index: IndexServer, as_json: bool
 ) -> None:
-    url = with_credentials(f"{index.url}/denied/wh\x1b[2Jl", SECRET)  # httpx refuses the URL
+    url = with_credentials(f"{index.url}/denied/wh\x1b[2Jl", SECRET)  # a typed control char
     argv = ["plan", "torch", *TARGET, "--pytorch-index", url, *["--json"] * as_json]
     done = torchfit_process(*argv)
-    assert done.returncode == 1
+    assert done.returncode == 2  # refused as typed, before any request
     assert_clean_bytes(done.stdout, done.stderr)
     output = json.loads(done.stdout)["error"]["message"] if as_json else done.stderr.decode()
-    assert f"could not reach {with_credentials(index.url, '****')}/denied/wh" in output
+    assert "it holds a control character" in output
+    assert f"{with_credentials(index.url, '****')}/denied/wh" in output
+    assert SECRET not in output
 
 
 def test_verbose_logs_show_no_secret(index: IndexServer) -> None:

@@ -89,9 +89,19 @@ def read_torch(
     return facts
 
 
+_TEXT_FACTS = ("version", "cuda", "hip", "import_error")
+
+
 def _parse(stdout: str) -> dict[str, Any] | None:
+    """The torch probe's facts, or None when the answer is not of their shape."""
     facts = probe_answer(stdout)
-    return facts if isinstance(facts, dict) else None
+    if not isinstance(facts, dict):
+        return None
+    if any(
+        name not in facts or not isinstance(facts[name], (str, type(None))) for name in _TEXT_FACTS
+    ):
+        return None
+    return facts
 
 
 def verify(

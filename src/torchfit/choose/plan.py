@@ -92,6 +92,8 @@ def make_plan(
         )
     except NoCompatibleWheel as exc:
         error = _explain_no_wheel(exc, family, detection, choice.explicit)
+        empty: list[str] = getattr(source, "pages_without_wheels", list)()
+        error.details += tuple(f"listed no wheel at all: {url}" for url in empty)
         if _snapshot_warning(source):
             offline = (
                 "the bundled snapshots may not list every build: drop --offline to ask the index"

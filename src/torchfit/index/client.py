@@ -105,7 +105,7 @@ class IndexClient:
         )
         self._clock = clock
         self._pages: dict[str, list[Link]] = {}
-        check_url(self.base, self.trusted_hosts)
+        check_url(self.base, self.trusted_hosts, typed=True)
 
     # -- pages -------------------------------------------------------------
 
@@ -132,6 +132,12 @@ class IndexClient:
                 )
             )
         ]
+
+    def pages_without_wheels(self) -> list[str]:
+        """Pages read that listed no wheel at all (junk, or an empty 200): worth naming when
+        nothing fits, since they read as "no such release" otherwise."""
+        absent = {r.url for r in self.records if r.origin.startswith("absent")}
+        return [url for url, links in self._pages.items() if not links and url not in absent]
 
     def prefetch(self, project: str, variants: Iterable[Variant]) -> None:
         """Fetch several variant pages at once (the answers are kept for the later reads)."""

@@ -19,11 +19,19 @@ UPSTREAM_PREFIXES = ("https://download.pytorch.org/whl", "https://download-r2.py
 
 
 def check_url(
-    url: str, trusted_hosts: Iterable[str] = (), *, error: type[TorchfitError] = UsageError
+    url: str,
+    trusted_hosts: Iterable[str] = (),
+    *,
+    error: type[TorchfitError] = UsageError,
+    typed: bool = False,
 ) -> None:
     """Refuse anything but https://, and plain http:// unless the host is loopback or trusted
-    (pip's --trusted-host: a host, or host:port). ``error`` is what a refusal raises."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in url):  # urlsplit strips some, keeps others
+    (pip's --trusted-host: a host, or host:port). ``error`` is what a refusal raises.
+
+    ``typed``: the user wrote it (--pytorch-index), so a control character in it is a typo
+    to say at once; in a page's link it is the page's, shown escaped and asked as it is.
+    """
+    if typed and any(ord(c) < 32 or ord(c) == 127 for c in url):  # urlsplit keeps some
         raise error(f"invalid URL {url!r}: it holds a control character")
     try:
         parts = urlsplit(url)
