@@ -193,7 +193,6 @@ class Session:
             find_uv,
             install_command,
             state_changes,
-            transact,
             uninstall_command,
         )
         from torchfit.environment.state import Held, finished, new_record, save_record
@@ -226,18 +225,7 @@ class Session:
                 made.insert(0, uninstall_command(python, broken, installer=installer, uv=uv))
             return made
 
-        made, after = transact(
-            pins,
-            commands,
-            python,
-            before,
-            record=record,
-            record_paths=paths,
-            restore=_restore_command(python),
-            download=self._download,
-            runner=self.runner,
-            on_output=on_output,
-        )
+        made, after = self._transact(pins, commands, before, record, paths, on_output)
         ours = [Held(p.name, p.version, p.url, p.sha256) for p in plan.packages]
         save_record(paths, finished(record, ours))
         changes = state_changes(before, after)
@@ -265,7 +253,6 @@ class Session:
             find_uv,
             install_command,
             state_changes,
-            transact,
             uninstall_command,
         )
         from torchfit.environment.state import (
@@ -302,18 +289,8 @@ class Session:
                     made.append(install_command(python, wheels, exact, installer=installer, uv=uv))
                 return made
 
-            commands, after = transact(
-                [pin for _, pin in wanted if pin is not None],
-                make,
-                python,
-                before,
-                record=record,
-                record_paths=paths,
-                restore=_restore_command(python),
-                download=self._download,
-                runner=self.runner,
-                on_output=on_output,
-            )
+            pins = [pin for _, pin in wanted if pin is not None]
+            commands, after = self._transact(pins, make, before, record, paths, on_output)
             left = restore_steps(record, after)
             if left.remove or left.install:
                 raise InstallFailed(
@@ -358,6 +335,32 @@ class Session:
                 raise
             log.warning("%s; replacing it", error.message)
             return state, paths, None
+
+    def _transact(
+        self,
+        pins: list[WheelPin],
+        commands: Callable[[list[WheelPin]], list[list[str]]],
+        before: EnvironmentState,
+        record: Record,
+        paths: list[Path],
+        on_output: Callable[[str], None] | None,
+    ) -> tuple[list[list[str]], EnvironmentState]:
+        """Download and check ``pins``, then run ``commands`` on the local files (see
+        ``environment.install.transact``), in the target interpreter."""
+        from torchfit.environment.install import transact
+
+        return transact(
+            pins,
+            commands,
+            self.python,
+            before,
+            record=record,
+            record_paths=paths,
+            restore=_restore_command(self.python),
+            download=self._download,
+            runner=self.runner,
+            on_output=on_output,
+        )
 
     def _download(self, url: str, dest: Path) -> str:
         if self._http is None:
