@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from torchfit.errors import UsageError
 from torchfit.index.cache import default_cache_dir
-from torchfit.index.http import DEFAULT_TIMEOUT
-from torchfit.index.urls import DEFAULT_INDEX
+from torchfit.index.urls import DEFAULT_INDEX, DEFAULT_TIMEOUT
 from torchfit.machine.drivers import parse_driver_version
 from torchfit.machine.record import Overrides
 from torchfit.machine.smi import parse_compute_capability

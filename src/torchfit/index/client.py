@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from torchfit.errors import IndexFetchError
 from torchfit.index.cache import CachedPage, DiskCache, default_cache_dir, freshness_lifetime
-from torchfit.index.http import DEFAULT_TIMEOUT, Http, Reply
+from torchfit.index.http import Http, Reply
 from torchfit.index.metadata import sidecar_metadata, wheel_metadata
 from torchfit.index.pages import JSON_CONTENT_TYPE, Link, parse_html_page, parse_json_page
 from torchfit.index.snapshots import bundled_snapshots, snapshot_date, snapshot_page
-from torchfit.index.urls import DEFAULT_INDEX, check_url, rebase
+from torchfit.index.urls import DEFAULT_INDEX, DEFAULT_TIMEOUT, check_url, rebase
 from torchfit.variants import Variant
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from torchfit._text import redact_url
 from torchfit._version import __version__
 from torchfit.errors import IndexFetchError
-from torchfit.index.urls import check_url
+from torchfit.index.urls import DEFAULT_TIMEOUT, check_url
 
 if TYPE_CHECKING:
     import ssl
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 # Answers worth a second try: the server or a proxy is busy or restarting.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Seconds to wait for a connection, and then for each read (pip's ``--timeout`` default).
-DEFAULT_TIMEOUT = 15.0
 #: Seconds a request may go unanswered before the log says it is still waiting; read at
 #: call time when ``Http(patience=None)``.
 NOTICE_AFTER = 3.0
@@ -111,9 +109,7 @@ class Http:
 
         check_url(url, self.trusted_hosts, error=IndexFetchError)
         client = self._http()
-        options: dict[str, Any] = {"headers": dict(headers or {})}
-        if self._netrc_auth is not None and "@" not in urlsplit(url).netloc:
-            options["auth"] = self._netrc_auth  # credentials in the URL win, as with pip
+        options = {"headers": dict(headers or {}), **self._auth(url)}
         for attempt in range(self.retries + 1):
             again = attempt < self.retries
             try:
@@ -153,6 +149,12 @@ class Http:
                 response.charset_encoding,
             )
         raise AssertionError("unreachable")
+
+    def _auth(self, url: str) -> dict[str, Any]:
+        """The netrc credentials for ``url``; credentials in the URL itself win, as with pip."""
+        if self._netrc_auth is not None and "@" not in urlsplit(url).netloc:
+            return {"auth": self._netrc_auth}
+        return {}
 
     def _timed_out(self, url: str, exc: Exception, tries: int) -> IndexFetchError:
         import httpx
@@ -253,9 +255,7 @@ class Http:
 
         check_url(url, self.trusted_hosts, error=IndexFetchError)
         client = self._http()
-        options: dict[str, Any] = {}
-        if self._netrc_auth is not None and "@" not in urlsplit(url).netloc:
-            options["auth"] = self._netrc_auth
+        options = self._auth(url)
         for attempt in range(self.retries + 1):
             again = attempt < self.retries
             digest = hashlib.sha256()

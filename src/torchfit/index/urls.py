@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from torchfit.index.pages import Link
 
 DEFAULT_INDEX = "https://download.pytorch.org/whl"
+#: Seconds to wait for a connection, and then for each read (pip's ``--timeout`` default).
+DEFAULT_TIMEOUT = 15.0
 # PyTorch's pages name files on these hosts outright, whatever host served the page.
 UPSTREAM_PREFIXES = ("https://download.pytorch.org/whl", "https://download-r2.pytorch.org/whl")
 
