@@ -1,4 +1,4 @@
-"""`pip install torchfit` users get the bundled snapshots: build the wheel, install it for real,
+"""Users installing the built wheel get the bundled snapshots: build the wheel, install it for real,
 plan offline from it."""
 
 from __future__ import annotations
