@@ -100,8 +100,14 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
             stream = (lambda line: print(shown(line), file=sys.stderr)) if args.verbose else None
             restored = session.restore(on_output=stream)
             return _emit(args, restored.to_json(), render.restore_text(restored), 0)
+        if verb == "lock":
+            return _lock(session, args)
+        if verb == "download":
+            return _download(session, args)
+        if verb == "index-url":
+            return _index_url(session, args)
         session.python  # noqa: B018 -- a target with nowhere to install fails before planning
-        plan = session.plan(args.requirements)
+        plan = session.plan(**asked(args))
         _warn(args, plan.to_json())
         return _install(session, plan, args, extra)
 
@@ -115,16 +121,33 @@ def _plan(args: argparse.Namespace, settings: Settings) -> int:
     # The target's OS, as the Session finds it; with no --platform, this machine's.
     target_os = platform_os(settings.platforms[0]) if settings.platforms else None
     machine = detect(settings.overrides, os=target_os)
-    digest = memo.key(args.requirements, settings, machine)
+    digest = memo.key(args.requirements, settings, machine)  # TODO(-r/-c): key on file text
     payload = memo.recall(settings, digest)
     if payload is None:
         from torchfit.session import Session
 
         with Session(settings, detection=machine) as session:
-            payload = session.plan(args.requirements).to_json()
+            payload = session.plan(**asked(args)).to_json()
         memo.remember(settings, digest, payload)
     _warn(args, payload)
     return _emit(args, payload, render.plan_text(payload), 0)
+
+
+def asked(args: argparse.Namespace) -> dict[str, Any]:
+    """What a planning verb asks ``Session.plan`` for: the requirements given."""
+    return {"requirements": args.requirements}
+
+
+def _lock(session: Session, args: argparse.Namespace) -> int:
+    raise UsageError("`torchfit lock` is not built yet")
+
+
+def _download(session: Session, args: argparse.Namespace) -> int:
+    raise UsageError("`torchfit download` is not built yet")
+
+
+def _index_url(session: Session, args: argparse.Namespace) -> int:
+    raise UsageError("`torchfit index-url` is not built yet")
 
 
 def _warn(args: argparse.Namespace, plan: Mapping[str, Any]) -> None:

@@ -9,7 +9,20 @@ from torchfit._version import __version__
 from torchfit.errors import UsageError
 
 DEFAULT_INDEX_TEXT = "https://download.pytorch.org/whl"
-VERBS = ("detect", "plan", "install", "verify", "doctor", "restore")
+VERBS = (
+    "detect",
+    "plan",
+    "install",
+    "lock",
+    "download",
+    "index-url",
+    "verify",
+    "doctor",
+    "restore",
+)
+#: The verbs that plan: each takes requirements (arguments, ``-r`` and ``-c`` files) and the
+#: choice flags, and then does one thing with the plan.
+PLANNING_VERBS = ("plan", "install", "lock", "download", "index-url")
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,9 +49,9 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details; tracebacks")
     _machine(parser)
     parser.add_argument("--python", metavar="PATH", help="target interpreter (default: this one)")
-    if verb in ("plan", "install"):
+    if verb in PLANNING_VERBS:
         _choice(parser)
-        parser.add_argument("requirements", nargs="+", metavar="REQ")
+        _requirements(parser)
     elif verb in ("restore", "detect"):  # a record put back, a machine read: nothing judged
         parser.set_defaults(compat=None)
     else:
@@ -51,6 +64,29 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
         parser.add_argument("--dry-run", action="store_true", help="print the command only")
         parser.add_argument("--installer", choices=("pip", "uv"), default="pip")
     return parser
+
+
+def _requirements(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("requirements", nargs="*", metavar="REQ")
+    parser.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirement_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="read requirements from FILE (pip's syntax), repeatable",
+    )
+    parser.add_argument(
+        "-c",
+        "--constraint",
+        dest="constraint_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="constrain versions with FILE (pip's syntax), repeatable",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no report")
 
 
 def _machine(parser: argparse.ArgumentParser) -> None:
