@@ -27,12 +27,20 @@ def test_wheel_ships_snapshots_and_plans_offline(tmp_path: Path) -> None:
         env=env,
         timeout=600,
     )
-    (wheel,) = tmp_path.glob("torchfit-*.whl")
+    (wheel,) = tmp_path.glob("torchfit_cli-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     assert "torchfit/_snapshots/MANIFEST.json" in names
     assert "torchfit/_snapshots/cu101/torch/index.html" in names
     assert "torchfit/py.typed" in names
+    # The name `torchfit` on PyPI is another project's: the distribution is torchfit-cli, the
+    # command and the import stay `torchfit`.
+    with zipfile.ZipFile(wheel) as archive:
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(info).decode()
+        points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
+    assert "\nName: torchfit-cli\n" in metadata
+    assert "torchfit = torchfit.cli.main:entrypoint" in points
 
     python = make_venv(tmp_path / "venv")
     subprocess.run(
