@@ -330,6 +330,49 @@ def find_uv(given: str | None = None) -> str | None:
     return str(beside) if beside.is_file() else shutil.which("uv")
 
 
+def requirements_file(folder: Path, lines: int = 1_000) -> Path:
+    """A requirements file of ``lines`` lines as a project has them: comments, markers,
+    ``--hash`` continuations, options, a nested ``-r`` and a ``-c``; returns its path."""
+    digest = hashlib.sha256(b"x").hexdigest()
+    (folder / "nested.txt").write_text("torchvision\n# nested\n", encoding="utf-8")
+    (folder / "constraints.txt").write_text("torch<3\nnumpy<3\n", encoding="utf-8")
+    head = ["# pinned", "--extra-index-url https://pypi.example/simple", "-r nested.txt"]
+    head += ["-c constraints.txt", f"torch[opt-einsum]>=2 \\\n    --hash=sha256:{digest}"]
+    body = []
+    for number in range(lines - len(head)):
+        if number % 4 == 0:
+            body.append(f"pkg-{number}=={number}.0 \\\n    --hash=sha256:{digest}")
+        elif number % 4 == 1:
+            body.append(f"pkg-{number}>=1,<{number + 2} ; python_version >= '3.8'  # why")
+        else:
+            body.append(f"pkg-{number}[extra]~={number}.1")
+    path = folder / "requirements.txt"
+    path.write_text("\n".join(head + body) + "\n", encoding="utf-8")
+    return path
+
+
+def report_requirements_file(repeat: int, lines: int = 1_000) -> None:
+    """Reading a requirements file (parse, includes, the split for the plan), in-process:
+    what ``-r`` adds to a plan. The issue's bound: under 50 ms for 1,000 lines."""
+    from torchfit.choose.reqfile import read_requirement_files
+    from torchfit.choose.requirements import ask
+    from torchfit.environment.target import from_spec
+
+    target = from_spec("3.12", ["manylinux_2_28_x86_64"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = requirements_file(Path(tmp), lines)
+        times = []
+        for _ in range(max(repeat, 5)):
+            start = time.perf_counter()
+            found = read_requirement_files([path])
+            asked = ask([], target, found.lines)
+            times.append((time.perf_counter() - start) * 1000)
+    ms = sorted(times)
+    print(f"\nrequirements file, {lines:,} lines ({len(asked.passthrough)} passed through,")
+    print(f"  {len(asked.family)} planned, --hash continuations, -r and -c): read and split in")
+    print(f"  {ms[0]:.1f}/{statistics.median(ms):.1f}/{ms[-1]:.1f} ms min/med/max (bound: 50)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -362,6 +405,7 @@ def main() -> None:
             if tunnel.refused():
                 print(f"\ntunnel refused (not the index): {sorted(set(tunnel.refused()))}")
     report_imports(args.repeat)
+    report_requirements_file(args.repeat)
 
 
 if __name__ == "__main__":

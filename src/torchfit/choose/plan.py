@@ -4,20 +4,20 @@ and the reasons. Pure over its inputs; the page source is the only I/O, and it i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torchfit.choose.candidates import FamilyRequirement, PageSource
 from torchfit.choose.gpu_fit import GpuFit
-from torchfit.choose.policy import Choice, Compat, driver_needed
-from torchfit.choose.releases import cuda_builds
+from torchfit.choose.policy import Choice, Compat, explain_no_wheel, minor_compat_warning
+from torchfit.choose.requirements import COMMAND_LINE, Passed
 from torchfit.choose.resolve import resolve
 from torchfit.environment.target import Target
 from torchfit.errors import IndexFetchError, NoCompatibleWheel
 from torchfit.index.urls import check_url
 from torchfit.machine.record import Detection
-from torchfit.variants import Variant, format_cuda
+from torchfit.variants import Variant
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,11 @@ class PlannedWheel:
     filename: str
     url: str
     sha256: str | None
+    extras: tuple[str, ...] = ()  # asked for (torch[opt-einsum]): the installer gets them
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        found = {k: v for k, v in self.__dict__.items() if k != "extras"}
+        return {**found, "extras": list(self.extras)} if self.extras else found
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Plan:
 
     variant: Variant
     packages: tuple[PlannedWheel, ...]
-    passthrough: tuple[str, ...]  # requirements that are not torch-family, for pip as written
+    passthrough: tuple[Passed, ...]  # lines that are not torch-family: the installer's
     target: Target
     detection: Detection
     reasons: tuple[str, ...]
@@ -52,7 +54,7 @@ class Plan:
         return {
             "variant": self.variant.tag,
             "packages": [p.to_json() for p in self.packages],
-            "passthrough": list(self.passthrough),
+            "passthrough": [p.to_json() for p in self.passthrough],
             "target": self.target.to_json(),
             "index": self.index,
             "reasons": list(self.reasons),
@@ -62,10 +64,24 @@ class Plan:
             "detection": self.detection.to_json(),
         }
 
+    def installer_requirements(self) -> list[str]:
+        """The pass-through requirement and option lines, as an installer reads them (in a
+        requirements file; those from the command line are plain requirements)."""
+        return [str(p) for p in self.passthrough if not p.constraint]
+
+    def installer_constraints(self) -> list[str]:
+        """The pass-through constraint lines (for an installer's ``-c`` file)."""
+        return [str(p) for p in self.passthrough if p.constraint]
+
+    def from_files(self) -> bool:
+        """Whether a pass-through line came from a requirement file: then the installer
+        reads them all from files (options and ``--hash`` cannot all be arguments)."""
+        return any(p.origin != COMMAND_LINE or p.constraint for p in self.passthrough)
+
 
 def make_plan(
     family: Sequence[FamilyRequirement],
-    passthrough: Sequence[str],
+    passthrough: Sequence[Passed],
     *,
     choice: Choice,
     detection: Detection,
@@ -76,8 +92,11 @@ def make_plan(
     force: bool = False,
     trusted_hosts: Sequence[str] = (),
     require_hashes: bool = False,
+    extras: Mapping[str, Sequence[str]] | None = None,
+    hashes: Mapping[str, tuple[Sequence[str], str]] | None = None,
 ) -> Plan:
-    """Resolve ``family`` over the variants of ``choice`` into a Plan.
+    """Resolve ``family`` over the variants of ``choice`` into a Plan. ``extras`` and
+    ``hashes`` (``--hash`` values and where they were given) are the user's, by name.
 
     Raises NoCompatibleWheel (with the driver or GPU that stands in the way, where that is
     the reason) and ResolutionConflict.
@@ -91,7 +110,9 @@ def make_plan(
             family, source=source, target=target, variants=choice.variants, gpu_fit=gpu_fit
         )
     except NoCompatibleWheel as exc:
-        error = _explain_no_wheel(exc, family, detection, choice.explicit)
+        error = explain_no_wheel(
+            exc, family, detection, compat=compat, explicit=choice.explicit
+        )
         empty: list[str] = getattr(source, "pages_without_wheels", list)()
         error.details += tuple(f"listed no wheel at all: {url}" for url in empty)
         if _snapshot_warning(source):
@@ -101,8 +122,11 @@ def make_plan(
             error.hint = f"{error.hint}; {offline}" if error.hint else offline
         raise error from None
     packages = []
+    # A wheelhouse's links are its own local files; an index's must be http(s) URLs.
+    local = getattr(source, "serves_local_files", False)
     for candidate in resolution.candidates:
-        check_url(candidate.link.url, trusted_hosts, error=IndexFetchError)
+        if not (local and candidate.link.url.startswith("file:")):
+            check_url(candidate.link.url, trusted_hosts, error=IndexFetchError)
         packages.append(
             PlannedWheel(
                 candidate.name,
@@ -116,6 +140,9 @@ def make_plan(
     chosen = next(c for c in resolution.candidates if c.name == torch.name)
     fit = gpu_fit.describe(chosen.version, chosen.variant) if torch.name == "torch" else None
     warnings = [fit[len("warning: ") :]] if fit and fit.startswith("warning: ") else []
+    fit_warned = bool(warnings)
+    minor = None if waived else minor_compat_warning(resolution.variant, detection, compat)
+    warnings = [*choice.warnings, *([minor] if minor else []), *warnings]
     reasons = (
         # A source that is there but failed (a hung NVML, a broken nvidia-smi) is a reason too.
         *(
@@ -127,9 +154,11 @@ def make_plan(
         f"chose {torch.name} {torch.version} from {resolution.variant.tag}: the newest version"
         " with a wheel for this target, then the newest variant that has it"
         + (" and serves every GPU" if gpu_fit.gpus and chosen.fit == 2 else ""),
-        *([fit] if fit and not warnings else []),
+        *([fit] if fit and not fit_warned else []),
         *resolution.notes,
     )
+    packages = [replace(p, extras=tuple((extras or {}).get(p.name, ()))) for p in packages]
+    packages = [_check_hashes(p, (hashes or {}).get(p.name)) for p in packages]
     unhashed = [p.filename for p in packages if not p.sha256]
     if unhashed and require_hashes:
         raise IndexFetchError(
@@ -158,6 +187,25 @@ def make_plan(
     )
 
 
+def _check_hashes(wheel: PlannedWheel, given: tuple[Sequence[str], str] | None) -> PlannedWheel:
+    """``wheel``, checked against the user's ``--hash`` values for it. With no sha256 from
+    the index, one given sha256 becomes the one its download must match."""
+    if given is None:
+        return wheel
+    values, origin = given
+    sha256s = {value.split(":", 1)[1] for value in values if value.startswith("sha256:")}
+    if wheel.sha256 and wheel.sha256.lower() in sha256s:
+        return wheel
+    if not wheel.sha256 and len(sha256s) == 1:
+        return replace(wheel, sha256=next(iter(sha256s)))
+    found = f"sha256 {wheel.sha256}" if wheel.sha256 else "no sha256 on its index page"
+    raise NoCompatibleWheel(
+        f"the planned {wheel.filename} has {found}; no --hash of {origin} matches it",
+        hint="the hashes are for another build: pin its variant (--variant, or a local label"
+        " such as torch==2.8.0+cu126), or update the --hash values",
+    )
+
+
 def _snapshot_warning(client: PageSource) -> str | None:
     """Say so when an answer rests on the bundled snapshots, which age."""
     records = getattr(client, "records", ())
@@ -168,29 +216,4 @@ def _snapshot_warning(client: PageSource) -> str | None:
     return (
         f"planned from the snapshots bundled with torchfit (data up to {newest}), which may lack"
         " newer releases and list only part of the index; drop --offline to ask the index"
-    )
-
-
-def _explain_no_wheel(
-    exc: NoCompatibleWheel,
-    family: Sequence[FamilyRequirement],
-    detection: Detection,
-    explicit: bool,
-) -> NoCompatibleWheel:
-    """Turn "no wheel" into "driver too old" when a newer driver would have found one."""
-    if explicit or not detection.has_nvidia or detection.max_cuda is None:
-        return exc
-    torch = next((r for r in family if r.name == "torch"), None)
-    exact = [s.version for s in torch.specifier if s.operator == "=="] if torch else []
-    builds = cuda_builds(exact[0]) if exact else ()
-    newer = [v for v in builds if v.cuda and v.cuda > detection.max_cuda]
-    if not newer or len(newer) != len(builds):
-        return exc
-    needed = driver_needed(newer, detection.os)
-    return NoCompatibleWheel(
-        f"torch {exact[0].split('+')[0]} has CUDA builds for"
-        f" {', '.join(v.tag for v in newer)} only;"
-        f" this driver supports CUDA {format_cuda(detection.max_cuda)}",
-        hint=(f"update the NVIDIA driver to >= {needed}" if needed else "update the NVIDIA driver")
-        + ", or pass --variant cpu for the CPU build",
     )

@@ -35,12 +35,19 @@ _HOW_NOT_WHAT = frozenset({"refresh", "timeout", "ca_bundle", "netrc"})
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def key(requirements: Sequence[str], settings: Settings, machine: Detection) -> str:
-    """Everything a plan depends on but the pages, as one digest."""
+def key(
+    requirements: Sequence[str],
+    settings: Settings,
+    machine: Detection,
+    files: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Everything a plan depends on but the pages, as one digest; ``files`` are the
+    requirement and constraint files read, (name as given, text), includes and all."""
     inputs = {
         "format": _FORMAT,
         "code": _code_stamp(),
         "requirements": list(requirements),
+        "files": [list(file) for file in files],
         "settings": {k: v for k, v in asdict(settings).items() if k not in _HOW_NOT_WHAT},
         "machine": machine.to_json(),
         "interpreter": _interpreter_stamp(settings.python),
@@ -86,6 +93,8 @@ def _renders(plan: dict[str, Any]) -> bool:
             and isinstance(target["platforms"][0], str)
             and all(isinstance(p[k], str) for p in plan["packages"] for k in _PACKAGE_TEXTS)
             and all(isinstance(line, str) for key in _LISTS for line in plan[key])
+            and all(isinstance(p["line"], str) for p in plan["passthrough"])
+            and all(isinstance(p["origin"], str) for p in plan["passthrough"])
             and all(isinstance(record, dict) for record in plan["pages"])
         )
     except (KeyError, TypeError, IndexError):
@@ -93,7 +102,7 @@ def _renders(plan: dict[str, Any]) -> bool:
 
 
 _PACKAGE_TEXTS = ("name", "version", "filename", "url")
-_LISTS = ("passthrough", "reasons", "warnings")
+_LISTS = ("reasons", "warnings")
 
 
 def remember(

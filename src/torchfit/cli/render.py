@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from torchfit.check.doctor import Diagnosis
     from torchfit.check.verify import Verification
     from torchfit.machine.record import Detection
-    from torchfit.results import InstallResult
+    from torchfit.results import InstallResult, LockResult
 
 
 def detection_text(detection: Detection) -> list[str]:
@@ -43,9 +43,27 @@ def plan_text(plan: Mapping[str, Any]) -> list[str]:
     target = f"Python {plan['target']['python_version']} on {plan['target']['platforms'][0]}"
     lines = [f"variant {plan['variant']} for {target}"]
     lines += [f"  {p['name']} {p['version']}  {p['filename']}" for p in plan["packages"]]
-    lines += [f"  {r}  (from your pip settings)" for r in plan["passthrough"]]
+    lines += [_passed(p) for p in plan["passthrough"]]
     lines += ["why:"] + [f"  - {reason}" for reason in plan["reasons"]]
     return lines
+
+
+def lock_text(result: LockResult, output: str) -> list[str]:
+    """``torchfit lock -o FILE``: the plan, then what the lock holds beside it."""
+    kind = "PEP 751" if result.format == "pylock" else "hashed requirements"
+    planned = {p.name for p in result.plan.packages}
+    others = [f"{name} {version}" for name, version in result.locked if name not in planned]
+    lines = plan_text(result.plan.to_json())
+    lines.append(f"locked {len(result.locked)} packages into {output} ({kind})")
+    if others:
+        lines.append(f"  dependencies: {', '.join(others)}")
+    return lines
+
+
+def _passed(line: Mapping[str, Any]) -> str:
+    """A line handed to the installer as written: ``numpy<2  (passed through, req.txt:3)``."""
+    how = "passed through as a constraint" if line.get("constraint") else "passed through"
+    return f"  {line['line']}  ({how}, {line['origin']})"
 
 
 def verification_text(result: Verification) -> list[str]:
