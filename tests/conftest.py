@@ -58,7 +58,13 @@ def isolated_machine(
     # Nor the host's torchfit, pip and TLS settings (this machine's pip may set a timeout).
     network = ("PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT", "PIP_CERT", "REQUESTS_CA_BUNDLE")
     network += ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NETRC")
-    for name in [n for n in os.environ if n.startswith("TORCHFIT_") or n in network]:
+    # Nor a container image's CUDA (a suite run inside an nvidia/cuda image).
+    image = ("NVIDIA_REQUIRE_CUDA", "CUDA_VERSION", "CONDA_OVERRIDE_CUDA", "NVIDIA_VISIBLE_DEVICES")
+    # Nor the shell's active environment: torchfit would act on it instead of this interpreter.
+    active = ("VIRTUAL_ENV", "CONDA_PREFIX")
+    for name in [
+        n for n in os.environ if n.startswith("TORCHFIT_") or n in network + image + active
+    ]:
         monkeypatch.delenv(name)
     # Each test its own HTTP cache: never the user's, never another test's fresh pages.
     monkeypatch.setenv("TORCHFIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -879,3 +879,57 @@ def test_nvml_driver_version_that_is_garbage(tmp_path: Path) -> None:
     )
     assert found.trace[1].outcome == "initialised, but no driver version"
     assert len(found.trace[1].raw or "") <= 503
+
+
+# --- a container image's variables: asked only when no driver answered ----------------
+
+IMAGE_12_4 = {"NVIDIA_REQUIRE_CUDA": "cuda>=12.4 brand=tesla,driver>=470,driver<471"}
+
+
+def test_a_driver_that_answers_wins_over_the_image(tmp_path: Path) -> None:
+    found = detect(
+        nvml=FakeNVML(driver=b"570.124.06", cuda=12080),
+        runner=must_not_run,
+        proc_version=tmp_path / "missing",
+        os="linux",
+        env={**IMAGE_12_4, "CUDA_VERSION": "12.4.1"},
+    )
+    assert (found.max_cuda, found.source, found.probed) == ((12, 8), "nvml", True)
+    assert [p.source for p in found.trace][-1] == "/proc/driver/nvidia/version"
+
+
+def test_cdi_sets_void_but_a_probed_driver_still_counts(tmp_path: Path) -> None:
+    # CDI mode: the toolkit injects the GPUs and sets NVIDIA_VISIBLE_DEVICES=void itself.
+    found = detect(
+        nvml=FakeNVML(),
+        runner=must_not_run,
+        proc_version=tmp_path / "missing",
+        os="linux",
+        env={"NVIDIA_VISIBLE_DEVICES": "void", **IMAGE_12_4},
+    )
+    assert (found.driver_version, found.source) == ("550.54.14", "nvml")
+
+
+def test_the_image_answers_after_every_driver_source_failed(tmp_path: Path) -> None:
+    found = detect(
+        nvml=FakeNVML(fail={"nvmlInit": 12}),
+        runner=no_smi(),
+        proc_version=tmp_path / "missing",
+        os="linux",
+        env=IMAGE_12_4,
+    )
+    assert outcomes(found)[1:] == [
+        ("nvml", "NVML library not found"),
+        ("nvidia-smi", "not installed"),
+        ("/proc/driver/nvidia/version", "not present"),
+        ("NVIDIA_REQUIRE_CUDA", "CUDA 12.4: the image's CUDA (no driver visible)"),
+    ]
+    assert (found.max_cuda, found.driver_version, found.probed) == ((12, 4), None, False)
+
+
+def test_without_a_mapping_detection_reads_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "11.8")
+    found = detect(nvml=None, runner=no_smi(), proc_version=tmp_path / "missing", os="linux")
+    assert (found.max_cuda, found.source) == ((11, 8), "CONDA_OVERRIDE_CUDA")

@@ -186,3 +186,104 @@ def test_gpu_fit_assumes_low_for_builds_without_a_list() -> None:
     assert (
         GpuFit((("old", (3, 5)),), "linux").judge(Version("1.7.1"), Variant.parse("cu101")) is None
     )
+
+
+# Messages that lead somewhere: the hints of "nothing fits", end to end over the snapshots.
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    import os
+
+    from torchfit.cli.main import main
+
+    offline = ["--offline", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
+    code = main([*argv, *offline], env={"TORCHFIT_CACHE_DIR": os.devnull})
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_strict_miss_names_compat_minor_the_variants_and_the_driver(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # torch 2.8.0 was built for cu126, cu128 and cu129; driver 550.54.14 runs CUDA 12.4.
+    code, out, err = _cli(capsys, "plan", "torch==2.8.0", "torchvision", "--driver", "550.54.14")
+    assert code == 1 and out == ""
+    error, hint = err.splitlines()[:2]
+    assert error == (
+        "error: torch 2.8.0 has CUDA builds for cu126, cu128, cu129 only;"
+        " this driver supports CUDA 12.4"
+    )
+    assert hint.startswith(
+        "hint: pass --compat minor to use cu126, cu128 or cu129 through CUDA minor-version"
+        " compatibility (some features may not work), or update the NVIDIA driver to"
+        " >= 560.28.03 for cu126, or pass --variant cpu for the CPU build"
+    )
+
+
+def test_compat_minor_is_not_offered_across_majors_or_below_the_floor(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 520.61.05 runs CUDA 11.8: no 12.x build runs on it, minor compatibility or not.
+    code, _, err = _cli(capsys, "plan", "torch==2.8.0", "--driver", "520.61.05")
+    assert code == 1
+    assert "--compat minor" not in err
+    assert "update the NVIDIA driver to >= 560.28.03 for cu126" in err
+    # Asked with --compat minor already: it is not offered again.
+    code, _, err = _cli(capsys, "plan", "torch==2.8.0", "--cuda", "11.8", "--compat", "minor")
+    assert code == 1 and "--compat minor" not in err
+
+
+def test_a_plan_chosen_by_compat_minor_carries_a_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["plan", "torch==2.8.0", "--driver", "550.54.14", "--compat", "minor"]
+    code, out, err = _cli(capsys, *argv)
+    assert code == 0 and out.startswith("variant cu12")
+    warned = [line for line in err.splitlines() if "minor-version compatibility" in line]
+    assert len(warned) == 1
+    assert "kernels JIT-compiled from PTX, and some features, may fail on this driver" in warned[0]
+    # A variant the driver runs by the strict rule carries none.
+    code, _, err = _cli(
+        capsys, "plan", "torch==2.5.1", "--driver", "550.54.14", "--compat", "minor"
+    )
+    assert code == 0 and "minor-version compatibility" not in err
+
+
+def test_an_unpinned_request_on_an_old_driver_names_what_it_can_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _cli(capsys, "plan", "torch", "--cuda", "8.0")
+    assert code == 1
+    hint = next(line for line in err.splitlines() if line.startswith("hint: "))
+    assert "relax the version" not in hint
+    assert hint.startswith(
+        "hint: the newest torch this driver can run is 1.0.1 (cu80): pin torch==1.0.1 for a"
+        " Python and platform it was built for, or update the NVIDIA driver to >= "
+    )
+    # A pinned request keeps "relax the version" where it is the fix.
+    code, _, err = _cli(capsys, "plan", "torch==1.0.1", "--cuda", "8.0")
+    assert code == 1 and "relax the version" in err
+
+
+def test_no_torch_build_runs_on_a_driver_older_than_every_build() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    from torchfit.choose.candidates import FamilyRequirement
+    from torchfit.choose.policy import explain_no_wheel
+    from torchfit.choose.releases import cuda_builds, newest
+
+    old = machine("7.5", "352.31")
+    unpinned = [FamilyRequirement("torch", SpecifierSet(), "user")]
+    error = explain_no_wheel(
+        NoCompatibleWheel("no wheel of torch"), unpinned, old, compat="strict", explicit=False
+    )
+    lowest = min(cuda_builds(newest().torch), key=Variant.sort_key)
+    assert error.hint is not None and error.hint.startswith("no torch build runs on this driver: ")
+    assert f"for torch {newest().torch} ({lowest.tag})" in error.hint
+    # A driver that runs the newest torch: the error is left as it was.
+    fine = explain_no_wheel(
+        NoCompatibleWheel("x", hint="h"),
+        unpinned,
+        machine("13.0", "580.65.06"),
+        compat="strict",
+        explicit=False,
+    )
+    assert fine.hint == "h"

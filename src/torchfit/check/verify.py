@@ -120,8 +120,8 @@ def verify(
     probed (not an override), also asks CUDA: availability, kernels for every device, cuDNN,
     and one tiny kernel launch.
     """
-    # An overridden driver is a simulation (a Docker build): there may be no GPU to ask.
-    gpu_present = detection.has_nvidia and detection.source != "override"
+    # A given driver or an image's CUDA is a simulation (a Docker build): no GPU to ask.
+    gpu_present = detection.probed
     facts = read_torch(python, import_torch=True, ask_cuda=gpu_present, runner=runner)
     version, cuda = facts["version"], facts["cuda"]
     if version is None:
@@ -166,7 +166,7 @@ def _gpu_checks(facts: dict[str, Any], detection: Detection, gpu_present: bool) 
         why = (
             "import torch failed"
             if facts["import_error"]
-            else "driver given as an override, not probed"
+            else f"no driver probed (CUDA from {detection.source})"
             if detection.has_nvidia
             else "no NVIDIA GPU detected"
         )

@@ -193,9 +193,14 @@ def _explain(exc: ResolutionImpossible, variants: Sequence[Variant], target: Tar
     ]
     if len(causes) == len(user) or not causes:
         wanted = ", ".join(str(r) for r in user) or "the requirements"
+        # "Relax the version" only where a version was given.
+        pinned = any(str(r.specifier) for r in user)
         return NoCompatibleWheel(
             f"no wheel of {wanted} for {where}",
-            hint="relax the version, or check the Pythons and platforms that release was built for",
+            hint="relax the version, or check the Pythons and platforms that release was built for"
+            if pinned
+            else "check the Pythons and platforms torch is built for (--python-version,"
+            " --platform)",
         )
     lines = "; ".join(
         f"{c.requirement} (from {c.parent.name} {c.parent.version})"

@@ -1,8 +1,10 @@
 """Find the NVIDIA driver and the highest CUDA it supports, with a trace of every source.
 
-Sources, in order: overrides, NVML, ``nvidia-smi``, ``/proc/driver/nvidia/version``; the
-first that yields a driver or CUDA version answers. No failure aborts detection: a missing
-tool, a non-zero exit, garbage or a hang becomes one line of the trace. NVML and each run of
+Sources, in order: overrides, NVML, ``nvidia-smi``, ``/proc/driver/nvidia/version``, then,
+when no driver answered, a container image's variables (``NVIDIA_REQUIRE_CUDA``,
+``CUDA_VERSION``, ``CONDA_OVERRIDE_CUDA``; see ``container``); the first that yields a driver
+or CUDA version answers. No failure aborts detection: a missing tool, a non-zero exit,
+garbage or a hang becomes one line of the trace. NVML and each run of
 nvidia-smi have ``timeout`` seconds: a wedged driver can block either for ever.
 """
 
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os as _os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from torchfit._runner import Runner, run
+from torchfit.machine.container import probe_image
 from torchfit.machine.drivers import OSES, max_cuda_for_driver
 from torchfit.machine.nvml import IMPORT_NVML, probe_nvml
 from torchfit.machine.proc import probe_proc
@@ -49,13 +53,15 @@ def detect(
     proc_version: Path | None = None,
     os: str | None = None,
     timeout: float = 10.0,
+    env: Mapping[str, str] | None = None,
 ) -> Detection:
     """Detect the driver, its maximum CUDA and the GPUs; never raises for a failed source.
 
     ``nvml`` is a pynvml-like module (None disables NVML); ``runner`` runs nvidia-smi;
     ``proc_version`` replaces ``/proc/driver/nvidia/version``;
     ``os`` is "linux", "windows" or "macos" (None: this machine's); ``timeout`` bounds
-    NVML (its thread is abandoned at the deadline) and each nvidia-smi run.
+    NVML (its thread is abandoned at the deadline) and each nvidia-smi run; ``env`` holds
+    the image's variables (None: this process's environment).
     Raises ValueError for an unknown ``os``.
     """
     os_name = os if os is not None else current_os()
@@ -82,6 +88,11 @@ def detect(
         )
         suspected = suspected or found.suspected
         answer = found if found.answered else None
+    if answer is None:  # no driver: what the image says it was built for (a docker build)
+        for found in probe_image(_os.environ if env is None else env):
+            logger.debug("%s: %s", found.probe.source, found.probe.outcome)
+            trace.append(found.probe)
+            answer = found if found.answered else None
     gpus = given.gpus if overrides.gpu_arch else (answer.gpus if answer else ())
     if answer is None:
         return Detection(None, None, gpus, None, suspected, tuple(trace), os_name)

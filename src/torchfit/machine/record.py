@@ -9,6 +9,14 @@ OVERRIDE = "override"
 NVML = "nvml"
 NVIDIA_SMI = "nvidia-smi"
 PROC_VERSION = "/proc/driver/nvidia/version"
+#: The sources that see a driver (the rest are given values or the image's variables).
+PROBES = (NVML, NVIDIA_SMI, PROC_VERSION)
+# A container image's variables (machine/container.py), asked in this order.
+REQUIRE_CUDA = "NVIDIA_REQUIRE_CUDA"
+CUDA_VERSION = "CUDA_VERSION"
+CONDA_OVERRIDE_CUDA = "CONDA_OVERRIDE_CUDA"
+IMAGE_VARIABLES = (REQUIRE_CUDA, CUDA_VERSION, CONDA_OVERRIDE_CUDA)
+VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,17 @@ class Detection:
     def has_nvidia(self) -> bool:
         # A driver older than every known CUDA release still means an NVIDIA GPU is there.
         return self.max_cuda is not None or self.driver_version is not None
+
+    @property
+    def probed(self) -> bool:
+        """Whether a driver was seen on this machine (not given, not read from the image):
+        only then is there a GPU to ask."""
+        return self.has_nvidia and self.source in PROBES
+
+    @property
+    def from_image(self) -> bool:
+        """Whether the CUDA came from a container image's variables (no driver visible)."""
+        return self.source in IMAGE_VARIABLES
 
     def to_json(self) -> dict[str, Any]:
         return {
