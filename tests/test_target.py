@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from packaging import tags
 
 from support import find_python
-from torchfit.environment.target import current, expand_platform, from_interpreter, from_spec
+from torchfit.environment.target import (
+    current,
+    expand_platform,
+    for_interpreter,
+    from_interpreter,
+    from_spec,
+)
 from torchfit.errors import UsageError
 
 
@@ -76,3 +83,25 @@ def test_another_interpreter() -> None:
 def test_a_missing_interpreter_is_a_usage_error(tmp_path: object) -> None:
     with pytest.raises(UsageError, match="cannot run --python"):
         from_interpreter("/nonexistent/python3")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in interpreter is a shell script")
+def test_an_active_environment_whose_python_does_not_start_names_the_variable(
+    tmp_path: Path,
+) -> None:
+    """A venv whose base interpreter was removed: its bin/python is there but fails."""
+    script = tmp_path / "broken" / "bin" / "python"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\necho 'base interpreter not found' >&2\nexit 3\n")
+    script.chmod(0o755)
+    with pytest.raises(UsageError, match=r"\(from VIRTUAL_ENV\) failed to start: base interp"):
+        for_interpreter(None, {"VIRTUAL_ENV": str(tmp_path / "broken")})
+
+
+def test_the_running_interpreters_own_environment_is_asked_in_process() -> None:
+    def no_subprocess(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the running interpreter needs no probe")
+
+    target = for_interpreter(None, {"VIRTUAL_ENV": sys.prefix}, no_subprocess)
+    assert (target.interpreter, target.chosen_by) == (sys.executable, "VIRTUAL_ENV")
+    assert target.to_json()["interpreter_from"] == "VIRTUAL_ENV"

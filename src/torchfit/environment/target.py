@@ -1,16 +1,20 @@
 """The interpreter and platform wheels are chosen for.
 
-Three ways to name it: the running interpreter, another interpreter (asked in a
-subprocess), or an explicit ``--python-version`` plus ``--platform`` tags (for a
+Three ways to name it: an interpreter (``--python``; else the active environment,
+``VIRTUAL_ENV`` then ``CONDA_PREFIX``; else the running one), asked in a subprocess when it
+is not the running one, or an explicit ``--python-version`` plus ``--platform`` tags (for a
 Docker image or another machine).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +36,8 @@ class Target:
     platforms: tuple[str, ...]
     tags: tuple[Tag, ...]  # best first
     interpreter: str | None = None  # the executable to install into, when there is one
+    # Why that interpreter: "--python", "VIRTUAL_ENV", "CONDA_PREFIX" or OWN_INTERPRETER.
+    chosen_by: str | None = None
 
     @property
     def os(self) -> str:
@@ -99,6 +105,7 @@ class Target:
             "python_version": f"{self.python_version[0]}.{self.python_version[1]}",
             "platforms": list(self.platforms[:3]) + (["..."] if len(self.platforms) > 3 else []),
             "interpreter": self.interpreter,
+            "interpreter_from": self.chosen_by,
         }
 
 
@@ -217,19 +224,89 @@ def from_facts(facts: dict[str, Any], interpreter: str | None) -> Target:
     )
 
 
-def from_interpreter(python: str, runner: Runner = run) -> Target:
-    """Ask another interpreter what it is (the interpreter probe, in a subprocess)."""
+def from_interpreter(python: str, runner: Runner = run, *, chosen_by: str | None = None) -> Target:
+    """Ask another interpreter what it is (the interpreter probe, in a subprocess).
+
+    Raises UsageError, naming where ``python`` came from, when it does not answer.
+    """
+    from_variable = chosen_by not in (None, "--python")
+    named = f"{python} (from {chosen_by})" if from_variable else f"--python {python}"
     done = runner(probe_command(python, "interpreter"), timeout=60)
     if done.failure:
-        raise UsageError(f"cannot run --python {python}: {done.failure}")
+        raise UsageError(f"cannot run {named}: {done.failure}")
     if done.returncode != 0:
-        raise UsageError(f"--python {python} failed to start: {done.tail(1)}")
+        raise UsageError(f"{named} failed to start: {done.tail(1)}")
     try:
-        return from_facts(probe_answer(done.stdout), python)
+        facts = probe_answer(done.stdout)
+        return dataclasses.replace(from_facts(facts, python), chosen_by=chosen_by)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        raise UsageError(f"--python {python} did not answer like a Python interpreter") from None
+        raise UsageError(f"{named} did not answer like a Python interpreter") from None
 
 
 def current() -> Target:
     """The running interpreter (the same probe, in-process)."""
     return from_facts(interpreter_facts(), sys.executable)
+
+
+#: ``Target.chosen_by`` when no interpreter was named and no environment is active.
+OWN_INTERPRETER = "torchfit's interpreter"
+#: The variables that name the active environment, in the order ``uv pip`` reads them.
+ACTIVE_ENVIRONMENT = ("VIRTUAL_ENV", "CONDA_PREFIX")
+
+
+def find_interpreter(python: str | None, env: Mapping[str, str]) -> tuple[str, str]:
+    """The interpreter installs and checks act on, and why: ``--python``, else the active
+    virtual environment (``VIRTUAL_ENV``), else the active conda environment
+    (``CONDA_PREFIX``), else the running interpreter. Under ``uvx`` or ``pipx run`` the
+    running one is a throwaway environment: the active one is what the user means.
+
+    >>> find_interpreter(None, {}) == (sys.executable, OWN_INTERPRETER)
+    True
+
+    An environment that is the running interpreter's own gives ``sys.executable`` (no
+    subprocess needed). Raises UsageError when a variable names a folder with no Python in
+    it (uv skips such a folder in silence; an install would then land somewhere else).
+    """
+    if python:
+        return python, "--python"
+    for variable in ACTIVE_ENVIRONMENT:
+        prefix = env.get(variable, "").strip()  # empty means unset, as for uv
+        if prefix:
+            return _environment_python(prefix, variable), variable
+    return sys.executable, OWN_INTERPRETER
+
+
+def _environment_python(prefix: str, variable: str) -> str:
+    if _same_folder(prefix, sys.prefix):
+        return sys.executable
+    root = Path(prefix)
+    if os.name == "nt":  # a venv's Scripts\python.exe; a conda environment's own python.exe
+        candidates = [root / "Scripts" / "python.exe", root / "python.exe"]
+    else:
+        candidates = [root / "bin" / "python", root / "bin" / "python3"]
+    for candidate in candidates:
+        try:
+            if candidate.is_file():
+                return str(candidate)
+        except OSError:  # a folder we may not look into
+            continue
+    raise UsageError(
+        f"{variable}={prefix} is not a Python environment: {candidates[0]} does not exist",
+        hint=f"activate an existing environment, unset {variable}, or pass --python PATH",
+    )
+
+
+def _same_folder(one: str, other: str) -> bool:
+    try:
+        return os.path.realpath(one) == os.path.realpath(other)
+    except (OSError, ValueError):
+        return False
+
+
+def for_interpreter(python: str | None, env: Mapping[str, str], runner: Runner = run) -> Target:
+    """The target for the interpreter :func:`find_interpreter` chooses (``env`` is the
+    caller's environment mapping, read for ``VIRTUAL_ENV`` and ``CONDA_PREFIX`` only)."""
+    path, chosen_by = find_interpreter(python, env)
+    if path == sys.executable:
+        return dataclasses.replace(current(), chosen_by=chosen_by)
+    return from_interpreter(path, runner, chosen_by=chosen_by)
