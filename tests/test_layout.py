@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "torchfit"
 
 # Lowest first. A module may import modules of its own layer or of lower layers only.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_version", "_text", "errors", "variants", "_runner", "_probes"),
+    ("_version", "_text", "_terminal", "errors", "variants", "_runner", "_probes"),
     ("machine",),
     ("environment",),
     ("index",),

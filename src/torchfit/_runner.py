@@ -12,17 +12,20 @@ it once, from here, and never twice (a second SIGINT would cut short pip's own c
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, Callable, NamedTuple, Optional, Protocol
+from typing import IO, Any, Callable, NamedTuple, Optional, Protocol
 
-#: How many lines of a streamed command's output are kept for error messages.
-_KEPT_LINES = 200
+from torchfit._terminal import ScreenTail, Terminal, TerminalFilter
+
+#: A streamed line longer than this is handed over in pieces of this length.
+_LINE_PIECE = 1 << 16
+#: Seconds of quiet on a terminal after which held-back text is shown anyway.
+_PAUSE = 0.05
 
 #: Seconds a child gets to end after the signal that stopped us is passed on to it.
 GRACE_SECONDS = 30.0
@@ -93,8 +96,12 @@ def run(
     env: Mapping[str, str] | None = None,
     on_output: Callable[[str], None] | None = None,
 ) -> Completed:
-    """The real :class:`Runner`: a subprocess per call."""
+    """The real :class:`Runner`: a subprocess per call. When ``on_output`` is a
+    :class:`~torchfit._terminal.Terminal` (on POSIX), the child writes to a pseudo-terminal
+    and its output, bars and colours included, is copied there, made safe."""
     with sigterm_raises():
+        if _POSIX and isinstance(on_output, Terminal):
+            return _on_terminal(argv, timeout, env, on_output)
         try:
             process = subprocess.Popen(
                 list(argv),
@@ -113,10 +120,17 @@ def run(
         with process:
             if on_output is None:
                 return _captured(process, timeout)
-            return _streamed(process, timeout, on_output)
+            assert process.stdout is not None
+            tail = ScreenTail()
+            errors: list[BaseException] = []
+            reader = threading.Thread(
+                target=_pump, args=(process.stdout, tail, on_output, errors), daemon=True
+            )
+            reader.start()
+            return _supervised(process, timeout, reader, tail, errors)
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
+def _kill_group(process: subprocess.Popen[Any]) -> None:
     """Kill the child and everything it started (it leads its own session on POSIX)."""
     if _POSIX:
         try:
@@ -148,25 +162,23 @@ def _captured(process: subprocess.Popen[str], timeout: float | None) -> Complete
     return Completed(process.returncode, stdout, stderr)
 
 
-def _streamed(
-    process: subprocess.Popen[str], timeout: float | None, on_output: Callable[[str], None]
+def _supervised(
+    process: subprocess.Popen[Any],
+    timeout: float | None,
+    reader: threading.Thread,
+    tail: ScreenTail,
+    errors: list[BaseException],
 ) -> Completed:
-    # A thread reads, so that waiting (for the end, a timeout or a signal) never blocks on
-    # a pipe, and the child never blocks on a full one.
-    assert process.stdout is not None
-    kept: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
-    errors: list[BaseException] = []
-    reader = threading.Thread(
-        target=_pump, args=(process.stdout, kept, on_output, errors), daemon=True
-    )
-    reader.start()
+    """Wait for a child whose output ``reader`` copies into ``tail``: for its end, a
+    timeout or a signal. The thread reads, so that waiting never blocks on the output,
+    and the child never blocks on a full pipe or terminal."""
     try:
         returncode = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         process.wait()
         reader.join(timeout=5)
-        return Completed(124, "".join(kept), "", f"timed out after {timeout:g}s")
+        return Completed(124, tail.text(), "", f"timed out after {timeout:g}s")
     except KeyboardInterrupt as stop:
         name = _forward(process, stop)
         try:
@@ -175,26 +187,109 @@ def _streamed(
             process.kill()
             process.wait()
         reader.join(timeout=5)
-        raise Interrupted(name, Completed(process.returncode, "".join(kept), "")) from None
-    reader.join(timeout=5)  # the rest of the output, unless a grandchild holds the pipe
+        raise Interrupted(name, Completed(process.returncode, tail.text(), "")) from None
+    reader.join(timeout=5)  # the rest of the output, unless a grandchild holds it open
     if errors:
         raise errors[0]
-    return Completed(returncode, "".join(kept), "")
+    return Completed(returncode, tail.text(), "")
 
 
 def _pump(
     stream: IO[str],
-    kept: collections.deque[str],
+    tail: ScreenTail,
     on_output: Callable[[str], None],
     errors: list[BaseException],
 ) -> None:
-    for line in stream:
-        kept.append(line)
+    # A line is read in pieces of at most _LINE_PIECE: one with no end uses no more memory.
+    for line in iter(lambda: stream.readline(_LINE_PIECE), ""):
+        tail.add(line)
         if not errors:
             try:
                 on_output(line.rstrip("\n"))
             except Exception as exc:  # handed to the caller's thread; reading goes on
                 errors.append(exc)
+
+
+def _on_terminal(
+    argv: Sequence[str], timeout: float | None, env: Mapping[str, str] | None, shown: Terminal
+) -> Completed:
+    """Run ``argv`` with its stdout and stderr on a new pseudo-terminal the size of
+    ``shown``, and copy what it writes there (see :func:`_copy`)."""
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = os.openpty()
+    try:
+        rows, columns = shown.size()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        modes = termios.tcgetattr(follower)
+        modes[1] &= ~termios.ONLCR  # the bytes as the child wrote them: no "\n" -> "\r\n"
+        termios.tcsetattr(follower, termios.TCSANOW, modes)
+        # No controlling terminal (a new session, the descriptors only inherited): Ctrl-C
+        # at the user's terminal reaches torchfit, which passes it on, once.
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=follower,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        os.close(leader)
+        return Completed(127, "", "", "not found")
+    except (OSError, ValueError) as exc:
+        os.close(leader)
+        return Completed(126, "", "", f"could not run: {exc}")
+    finally:
+        os.close(follower)  # the child's copies only: the end of its output is seen
+    tail = ScreenTail()
+    errors: list[BaseException] = []
+    reader = threading.Thread(target=_copy, args=(leader, shown, tail, errors), daemon=True)
+    reader.start()
+    with process:
+        return _supervised(process, timeout, reader, tail, errors)
+
+
+def _copy(leader: int, shown: Terminal, tail: ScreenTail, errors: list[BaseException]) -> None:
+    """Copy a pseudo-terminal's output to ``shown`` and ``tail`` as it comes, made safe,
+    until every writer has closed it; held text is let go after a pause (a bar's frame)."""
+    import selectors
+
+    screen = TerminalFilter()
+
+    def show(safe: str) -> None:
+        tail.add(safe)
+        if safe and not errors:
+            try:
+                shown.show(safe)
+            except Exception as exc:  # handed to the caller's thread; reading goes on
+                errors.append(exc)
+
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(leader, selectors.EVENT_READ)
+        try:
+            while True:
+                if not waiting.select(_PAUSE):
+                    show(screen.idle())
+                    continue
+                try:
+                    data = os.read(leader, 1 << 16)
+                except OSError:  # EIO on Linux: the last writer has closed the terminal
+                    break
+                if not data:
+                    break
+                show(screen.feed(data))
+        finally:
+            show(screen.close())
+            waiting.unregister(leader)
+            os.close(leader)
+            if not errors:
+                try:
+                    shown.end()
+                except Exception as exc:
+                    errors.append(exc)
 
 
 def _forward(process: subprocess.Popen[str], stop: KeyboardInterrupt) -> str:

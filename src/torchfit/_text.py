@@ -24,7 +24,8 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # The authority of a URL ends at the first "/", "?", "#" or white space; its userinfo is
 # everything before the last "@" in it (as urllib, httpx and pip read it). Free text may
 # put quotes around a URL; including them in the match only ever hides more.
-_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
+# No word boundary before the scheme: text glued to a URL (``_https://…``) must not hide it.
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
 MASK = "****"
 
 
@@ -73,6 +74,8 @@ def redact_text(text: str) -> str:
 
     >>> redact_text("could not reach http://u:pw@10.0.0.1/whl/cpu/torch/: refused")
     'could not reach http://u:****@10.0.0.1/whl/cpu/torch/: refused'
+    >>> redact_text("_https://u:pw@h/ éhttps://t@h/")
+    '_https://u:****@h/ éhttps://****@h/'
     """
     return _CREDENTIALS.sub(_hide, text) if "@" in text else text
 
