@@ -63,7 +63,9 @@ SIGNATURES = {
     " **options: 'Any') -> 'Verification'",
     "doctor": "(python: 'str | None' = None, settings: 'Settings | None' = None,"
     " **options: 'Any') -> 'Diagnosis'",
-    "Session.plan": "(self, requirements: 'Sequence[str] | str') -> 'Plan'",
+    "Session.plan": "(self, requirements: 'Sequence[str] | str' = (), *,"
+    " requirement_files: 'Sequence[str | Path]' = (),"
+    " constraint_files: 'Sequence[str | Path]' = ()) -> 'Plan'",
     "Session.install": "(self, requirements: 'Sequence[str] | str | Plan', *,"
     " installer: 'Installer' = 'pip', extra_args: 'Sequence[str]' = (), dry_run: 'bool' = False,"
     " on_output: 'Callable[[str], None] | None' = None) -> 'InstallResult'",
@@ -72,6 +74,17 @@ SIGNATURES = {
     "Session.restore": "(self, *, on_output: 'Callable[[str], None] | None' = None)"
     " -> 'RestoreResult'",
     "Session.detect": "(self) -> 'Detection'",
+    "Session.download": "(self, requirements: 'Sequence[str] | str' = (), *,"
+    " dest: 'Path | str', requirement_files: 'Sequence[str | Path]' = (),"
+    " constraint_files: 'Sequence[str | Path]' = (),"
+    " on_output: 'Callable[[str], None] | None' = None) -> 'DownloadResult'",
+    "Session.lock": "(self, requirements: 'Sequence[str] | str' = (), *,"
+    " requirement_files: 'Sequence[str | Path]' = (),"
+    " constraint_files: 'Sequence[str | Path]' = (),"
+    " format: 'LockFormat' = 'pylock') -> 'LockResult'",
+    "Session.index_url": "(self, requirements: 'Sequence[str] | str' = (), *,"
+    " requirement_files: 'Sequence[str | Path]' = (),"
+    " constraint_files: 'Sequence[str | Path]' = ()) -> 'IndexUrlResult'",
 }
 
 
@@ -100,6 +113,7 @@ def test_settings_fields_are_locked() -> None:
         "ca_bundle",
         "netrc",
         "require_hashes",
+        "find_links",
     ]
 
 

@@ -1,4 +1,5 @@
-"""What the verbs that change an environment report: ``install`` and ``restore``."""
+"""What the verbs report: ``install`` and ``restore`` (which change an environment), ``lock``
+and ``index-url`` (which write a plan down for another tool)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ if TYPE_CHECKING:
     from torchfit.check.verify import Verification
     from torchfit.choose.plan import Plan
 
-__all__ = ["InstallResult", "RestoreResult"]
+__all__ = ["IndexUrlResult", "InstallResult", "LockResult", "RestoreResult"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,33 @@ class RestoreResult:
             "commands": [list(command) for command in self.commands],
             "changes": list(self.changes),
         }
+
+
+@dataclass(frozen=True)
+class LockResult:
+    """What ``lock`` wrote down: the plan, the lock's format and text, and (name, version)
+    of every package the lock holds, the planned wheels and their dependencies."""
+
+    plan: Plan
+    format: str  # "pylock" (PEP 751 pylock.toml) or "requirements" (hashed requirements.txt)
+    text: str
+    locked: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_json(),
+            "format": self.format,
+            "locked": [{"name": name, "version": version} for name, version in self.locked],
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class IndexUrlResult:
+    """The PyTorch index folder of the planned variant, for another installer."""
+
+    plan: Plan
+    index_url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index_url": self.index_url, "variant": self.plan.variant.tag}

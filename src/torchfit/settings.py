@@ -57,6 +57,9 @@ class Settings:
     ca_bundle: Path | None = None
     netrc: Path | None = None
     require_hashes: bool = False  # a planned wheel without a sha256 from the index is an error
+    # Wheelhouses (``torchfit download -d DIR``): the torch family is planned from these
+    # folders instead of the index, and the installer gets them for the dependencies.
+    find_links: tuple[Path, ...] = ()
 
 
 #: Options that are parts of ``Settings.overrides``, each also settable alone.
@@ -151,6 +154,10 @@ def _coerce(name: str, value: Any) -> Any:
             return Path(value)
     if name == "compat" and value not in ("strict", "minor"):
         raise UsageError(f"invalid compat {value!r}", hint="use 'strict' or 'minor'")
+    if name == "find_links":
+        if isinstance(value, (str, Path)):
+            value = [value]
+        return tuple(Path(folder) for folder in value)
     if name in ("trusted_hosts", "platforms", "gpu_arch"):
         if isinstance(value, str):
             raise UsageError(

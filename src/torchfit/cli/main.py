@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from torchfit._text import dumps, shown
@@ -81,10 +81,10 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
 
     settings = resolve_settings(session_options(args), env)
     if verb == "plan":
-        return _plan(args, settings)
+        return _plan(args, settings, env)
     from torchfit.session import Session
 
-    with Session(settings) as session:
+    with Session(settings, env=env) as session:
         if verb == "detect":
             machine = session.detect()
             return _emit(args, machine.to_json(), render.detection_text(machine), 0)
@@ -97,8 +97,7 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
             lines = render.verification_text(result)
             return _emit(args, result.to_json(), lines, int(not result.ok))
         if verb == "restore":
-            stream = (lambda line: print(shown(line), file=sys.stderr)) if args.verbose else None
-            restored = session.restore(on_output=stream)
+            restored = session.restore(on_output=_installer_output(args))
             return _emit(args, restored.to_json(), render.restore_text(restored), 0)
         if verb == "lock":
             return _lock(session, args)
@@ -112,42 +111,126 @@ def _run(verb: str, args: argparse.Namespace, env: Mapping[str, str], extra: lis
         return _install(session, plan, args, extra)
 
 
-def _plan(args: argparse.Namespace, settings: Settings) -> int:
+def _plan(args: argparse.Namespace, settings: Settings, env: Mapping[str, str]) -> int:
     """``torchfit plan``: a repeated question is answered from the memo, when it still holds."""
+    from torchfit.choose.reqfile import read_requirement_files
     from torchfit.cli import memo, render
     from torchfit.environment.target import platform_os
     from torchfit.machine.detect import detect
 
     # The target's OS, as the Session finds it; with no --platform, this machine's.
     target_os = platform_os(settings.platforms[0]) if settings.platforms else None
-    machine = detect(settings.overrides, os=target_os)
-    digest = memo.key(args.requirements, settings, machine)  # TODO(-r/-c): key on file text
-    payload = memo.recall(settings, digest)
+    machine = detect(settings.overrides, os=target_os, env=env)
+    keyed, chosen_by = _with_interpreter(settings, env)
+    files = read_requirement_files(args.requirement_files, args.constraint_files).texts
+    digest = memo.key(args.requirements, keyed, machine, files)  # the files' text, not names
+    # A wheelhouse folder has no validators to stamp: it is read afresh each time.
+    payload = None if settings.find_links else memo.recall(settings, digest)
+    if payload is not None and chosen_by:  # the same interpreter; why, this run says
+        payload["target"]["interpreter_from"] = chosen_by
     if payload is None:
         from torchfit.session import Session
 
-        with Session(settings, detection=machine) as session:
+        with Session(settings, env=env, detection=machine) as session:
             payload = session.plan(**asked(args)).to_json()
-        memo.remember(settings, digest, payload)
+        if not settings.find_links:
+            memo.remember(settings, digest, payload)
     _warn(args, payload)
     return _emit(args, payload, render.plan_text(payload), 0)
 
 
+def _with_interpreter(settings: Settings, env: Mapping[str, str]) -> tuple[Settings, str | None]:
+    """``settings`` naming the interpreter the Session will find (``--python``, else
+    ``VIRTUAL_ENV``/``CONDA_PREFIX``, else this one), and why; a memo keys on it."""
+    if settings.python_version or settings.platforms:
+        return settings, None
+    from dataclasses import replace
+
+    from torchfit.environment.target import find_interpreter
+
+    python, chosen_by = find_interpreter(settings.python, env)
+    return replace(settings, python=python), chosen_by
+
+
 def asked(args: argparse.Namespace) -> dict[str, Any]:
-    """What a planning verb asks ``Session.plan`` for: the requirements given."""
-    return {"requirements": args.requirements}
+    """What a planning verb asks ``Session.plan`` for: the requirements and the files given."""
+    return {
+        "requirements": args.requirements,
+        "requirement_files": args.requirement_files,
+        "constraint_files": args.constraint_files,
+    }
 
 
 def _lock(session: Session, args: argparse.Namespace) -> int:
-    raise UsageError("`torchfit lock` is not built yet")
+    """``torchfit lock REQ… -o FILE``: the lock is written whole or not at all; with no FILE
+    (or ``-``) it is the output itself."""
+    from pathlib import Path
+
+    from torchfit.cli import render
+    from torchfit.environment.lock import check_writable, lock_format, write_lock
+
+    chosen = lock_format(args.output, args.format)
+    output = None if args.output in (None, "-") else Path(args.output)
+    if output is not None:
+        check_writable(output)  # before the index and the resolver are asked
+    result = session.lock(**asked(args), format=chosen)
+    _warn(args, result.plan.to_json())
+    if output is None:
+        if args.json:
+            return _emit(args, result.to_json(), [], 0)
+        sys.stdout.write(result.text)  # the lock as written: uv and torchfit checked it
+        return 0
+    write_lock(output, result.text)
+    payload = {**result.to_json(), "output": str(output)}
+    del payload["text"]
+    if args.quiet and not args.json:
+        return 0
+    return _emit(args, payload, render.lock_text(result, str(output)), 0)
 
 
 def _download(session: Session, args: argparse.Namespace) -> int:
-    raise UsageError("`torchfit download` is not built yet")
+    """``torchfit download REQ… -d DIR``: the lock's wheels into DIR, and the lock beside."""
+    import shlex
+
+    from torchfit.cli import render
+
+    result = session.download(dest=args.dest, on_output=_installer_output(args), **asked(args))
+    payload = result.to_json()
+    _warn(args, payload["plan"])
+    if args.quiet and not args.json:
+        return 0
+    fetched = sum(action == "fetched" for _, action in result.files)
+    lines = render.plan_text(payload["plan"])
+    lines += [f"  {action}: {path.name}" for path, action in result.files]
+    lines.append(
+        f"{len(result.files)} wheels in {result.folder} ({fetched} fetched,"
+        f" {len(result.files) - fetched} already there), hash-checked; lock: {result.lock}"
+    )
+    pins = [f"{p.name}=={p.version}" for p in result.plan.packages]
+    offline = ["torchfit", "install", "--find-links", result.folder, "--offline", *pins]
+    lines.append(f"to install offline: {shlex.join(offline)}")
+    return _emit(args, payload, lines, 0)
 
 
 def _index_url(session: Session, args: argparse.Namespace) -> int:
-    raise UsageError("`torchfit index-url` is not built yet")
+    """``torchfit index-url [REQ…]``: the URL is for an installer, so credentials given in
+    it stay (only control characters are escaped); errors still hide them."""
+    import json
+    import shlex
+
+    from torchfit._text import printable
+
+    result = session.index_url(**asked(args))
+    _warn(args, result.plan.to_json())
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=True))
+        return 0
+    url = printable(result.index_url)
+    if args.format == "env":
+        print(f"PIP_INDEX_URL={shlex.quote(url)}\nUV_INDEX_URL={shlex.quote(url)}")
+    else:
+        print(url)
+    return 0
 
 
 def _warn(args: argparse.Namespace, plan: Mapping[str, Any]) -> None:
@@ -156,13 +239,24 @@ def _warn(args: argparse.Namespace, plan: Mapping[str, Any]) -> None:
             print(shown(f"warning: {warning}"), file=sys.stderr)
 
 
+def _installer_output(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """Where the installer's own output goes as it runs: to stderr (stdout is the report's,
+    or the JSON's), made safe to show; a terminal gets the installer's progress bars.
+    With -q nowhere: the output is kept for the error message only."""
+    from torchfit._terminal import output_to
+
+    return None if getattr(args, "quiet", False) else output_to(sys.stderr)
+
+
 def _install(session: Session, plan: Any, args: argparse.Namespace, extra: list[str]) -> int:
     from torchfit.cli import render
 
-    # With -v the installer's own output streams to stderr as it runs, made safe to show.
-    stream = (lambda line: print(shown(line), file=sys.stderr)) if args.verbose else None
     outcome = session.install(
-        plan, installer=args.installer, extra_args=extra, dry_run=args.dry_run, on_output=stream
+        plan,
+        installer=args.installer,
+        extra_args=extra,
+        dry_run=args.dry_run,
+        on_output=_installer_output(args),
     )
     code = _emit(args, outcome.to_json(), render.install_text(outcome), 0)
     if outcome.verification is not None and not outcome.verification.ok:
@@ -178,8 +272,12 @@ def _install(session: Session, plan: Any, args: argparse.Namespace, extra: list[
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], lines: list[str], code: int) -> int:
-    """Print JSON or text; either way no URL credential and no raw control character."""
-    print(dumps(payload) if args.json else "\n".join(shown(line) for line in lines))
+    """Print JSON or text; either way no URL credential and no raw control character.
+    ``-q`` drops the text report, as pip's does its own (warnings and errors still show)."""
+    if args.json:
+        print(dumps(payload))
+    elif not getattr(args, "quiet", False):
+        print("\n".join(shown(line) for line in lines))
     return code
 
 

@@ -60,6 +60,40 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
             choices=("strict", "minor"),
             help="judge the installed build as `install --compat` would",
         )
+    if verb == "download":
+        parser.add_argument(
+            "-d",
+            "--dest",
+            required=True,
+            metavar="DIR",
+            help="the folder to fill with the wheels and their lock (created if missing)",
+        )
+    if verb == "lock":
+        parser.description = (
+            "Write the plan as a complete lock: the planned wheels and torch's own"
+            " dependencies (pinned and hashed by `uv pip compile`), for this target."
+        )
+        parser.add_argument(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="where to write it (default, or `-`: stdout); pylock.toml or"
+            " pylock.NAME.toml is a PEP 751 lock, any other name a requirements file",
+        )
+        parser.add_argument(
+            "--format", choices=("pylock", "requirements"), help="instead of the file's name"
+        )
+    if verb == "index-url":
+        parser.description = (
+            "Print the PyTorch index URL of the variant planned for REQ (torch when no REQ"
+            " is given), for `pip install --index-url` or UV_INDEX."
+        )
+        parser.add_argument(
+            "--format",
+            choices=("url", "env"),
+            default="url",
+            help="url: one line (default); env: PIP_INDEX_URL=… and UV_INDEX_URL=… lines",
+        )
     if verb == "install":
         parser.add_argument("--dry-run", action="store_true", help="print the command only")
         parser.add_argument("--installer", choices=("pip", "uv"), default="pip")
@@ -123,6 +157,14 @@ def _choice(parser: argparse.ArgumentParser) -> None:
         help=f"base URL or flat .html page (default {DEFAULT_INDEX_TEXT}) [TORCHFIT_PYTORCH_INDEX]",
     )
     group.add_argument("--offline", action="store_true", help="use the cache and bundled snapshots")
+    group.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="plan the torch family from the wheels in DIR (`torchfit download` fills one),"
+        " checked against DIR/pylock.toml; the installer gets DIR too; repeatable",
+    )
     group.add_argument("--refresh", action="store_true", help="revalidate cached index pages")
     group.add_argument(
         "--require-hashes", action="store_true", help="refuse a wheel the index gives no sha256 for"
@@ -176,4 +218,5 @@ def session_options(args: argparse.Namespace) -> dict[str, Any]:
         "python": given("python"),
         "python_version": given("python_version"),
         "platforms": tuple(getattr(args, "platform", ())) or None,
+        "find_links": tuple(getattr(args, "find_links", ())) or None,
     }

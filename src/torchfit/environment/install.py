@@ -23,6 +23,7 @@ from urllib.request import url2pathname
 
 from torchfit._probes import probe_command
 from torchfit._runner import Completed, Runner, run, signal_name, sigterm_raises
+from torchfit._terminal import progress_of
 from torchfit.environment.state import (
     EnvironmentState,
     Record,
@@ -50,11 +51,12 @@ class WheelPin:
     url: str
     sha256: str | None
 
-    def requirement(self) -> str:
+    def requirement(self, extras: Sequence[str] = ()) -> str:
         # A direct URL reference: no other index can offer a same-named file instead, and
         # pip checks the #sha256 fragment of a user-given URL before installing it.
         fragment = f"#sha256={self.sha256}" if self.sha256 else ""
-        return f"{self.name} @ {self.url}{fragment}"
+        asked = f"[{','.join(extras)}]" if extras else ""
+        return f"{self.name}{asked} @ {self.url}{fragment}"
 
 
 def install_command(
@@ -65,16 +67,66 @@ def install_command(
     *,
     installer: Installer = "pip",
     uv: str | None = None,
+    extras: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
-    """The installer's argument list.
+    """The installer's argument list; ``passthrough`` are arguments (see
+    :func:`passthrough_args`), ``extras`` the extras asked for a pinned name.
 
     >>> install_command("py", [WheelPin("torch", "https://h/torch-1.whl", "ab")])
     ['py', '-m', 'pip', 'install', 'torch @ https://h/torch-1.whl#sha256=ab']
     """
-    requirements = [pin.requirement() for pin in pins] + list(passthrough)
+    asked = extras or {}
+    requirements = [pin.requirement(asked.get(pin.name, ())) for pin in pins] + list(passthrough)
     if installer == "uv":
         return [uv or "uv", "pip", "install", "--python", python, *requirements, *extra_args]
     return [python, "-m", "pip", "install", *requirements, *extra_args]
+
+
+PASSTHROUGH_FILES = ("torchfit-requirements.txt", "torchfit-constraints.txt")
+
+
+def passthrough_args(
+    requirements: Sequence[str],
+    constraints: Sequence[str] = (),
+    folder: Path | None = None,
+    *,
+    as_files: bool = True,
+) -> list[str]:
+    """The installer arguments that hand it the pass-through lines.
+
+    Plain requirements from the command line (``as_files`` false) are arguments. Lines of
+    requirement files (options, ``--hash``) are written to a requirements file and a
+    constraints file in ``folder``, which pip and uv read as they would the user's own;
+    with no ``folder`` (a dry run) the files are named, not written.
+
+    >>> passthrough_args(["numpy<2"], as_files=False)
+    ['numpy<2']
+    >>> passthrough_args(["numpy<2 --hash=sha256:ab"], ["scipy<2"])
+    ['-r', 'torchfit-requirements.txt', '-c', 'torchfit-constraints.txt']
+    """
+    if not as_files:
+        return list(requirements)
+    args = []
+    for option, lines, name in zip(("-r", "-c"), (requirements, constraints), PASSTHROUGH_FILES):
+        if lines:
+            path = name if folder is None else str(folder / name)
+            if folder is not None:
+                (folder / name).write_text("".join(f"{line}\n" for line in lines), "utf-8")
+            args += [option, path]
+    return args
+
+
+def find_links_args(folders: Sequence[Path], *, offline: bool) -> list[str]:
+    """The installer options that let it take torch's dependencies from the wheelhouse
+    ``folders`` too, or (``offline``) from them alone; pip and uv spell them alike.
+
+    >>> find_links_args([Path("wheels")], offline=True)
+    ['--no-index', '--find-links', 'wheels']
+    """
+    args = ["--no-index"] if offline and folders else []
+    for folder in folders:
+        args += ["--find-links", str(folder)]
+    return args
 
 
 def uninstall_command(
@@ -130,7 +182,8 @@ def fetch_wheels(
         path = folder / wheel_filename(pin.url)
         if on_output is not None:
             on_output(f"torchfit: downloading {pin.url}")
-        digest = download(pin.url, path)
+        with progress_of(path, on_output):  # a terminal sees it grow
+            digest = download(pin.url, path)
         if pin.sha256 and digest != pin.sha256.lower():
             raise InstallFailed(
                 f"{path.name} does not match the sha256 its index page gives:"
