@@ -116,6 +116,8 @@ def test_verify_doctor_and_plan_act_on_the_active_virtual_env(
     assert target["interpreter"] == python
     assert target["interpreter_from"] == "VIRTUAL_ENV"
     assert target["python_version"] == python_version(Path(python))
+    done = torchfit_cli("plan", "torch", **active)  # the text says it too, being a guess
+    assert done.stdout.splitlines()[0].endswith(f", into {python} (VIRTUAL_ENV)"), done.stdout
 
     # The same question without the variable is another target, not the remembered plan.
     done = torchfit_cli("plan", "torch", "--json", TORCHFIT_PYTORCH_INDEX=f"{index.url}/whl")

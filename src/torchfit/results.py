@@ -1,16 +1,17 @@
-"""What the verbs report: ``install`` and ``restore`` (which change an environment), ``lock``
-and ``index-url`` (which write a plan down for another tool)."""
+"""What the verbs report: ``install`` and ``restore`` (which change an environment), ``lock``,
+``index-url`` and ``download`` (which write a plan down for another tool or machine)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torchfit.check.verify import Verification
     from torchfit.choose.plan import Plan
 
-__all__ = ["IndexUrlResult", "InstallResult", "LockResult", "RestoreResult"]
+__all__ = ["DownloadResult", "IndexUrlResult", "InstallResult", "LockResult", "RestoreResult"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,22 @@ class IndexUrlResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"index_url": self.index_url, "variant": self.plan.variant.tag}
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What ``Session.download`` did: the plan, the folder, its lock, and each file
+    (``(path, "kept" | "fetched")``)."""
+
+    plan: Plan
+    folder: str
+    lock: str
+    files: tuple[tuple[Path, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_json(),
+            "folder": self.folder,
+            "lock": self.lock,
+            "files": [{"path": str(path), "action": action} for path, action in self.files],
+        }

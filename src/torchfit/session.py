@@ -12,7 +12,6 @@ import os
 import shlex
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,13 @@ from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.machine.detect import detect
 from torchfit.machine.nvml import IMPORT_NVML
 from torchfit.machine.record import Detection
-from torchfit.results import IndexUrlResult, InstallResult, LockResult, RestoreResult
+from torchfit.results import (
+    DownloadResult,
+    IndexUrlResult,
+    InstallResult,
+    LockResult,
+    RestoreResult,
+)
 from torchfit.settings import Settings, resolve_settings, with_options
 
 if TYPE_CHECKING:  # imported where used: planning alone needs none of them
@@ -639,25 +644,6 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """What ``Session.download`` did: the plan, the folder, its lock, and each file
-    (``(path, "kept" | "fetched")``)."""
-
-    plan: Plan
-    folder: str
-    lock: str
-    files: tuple[tuple[Path, str], ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "plan": self.plan.to_json(),
-            "folder": self.folder,
-            "lock": self.lock,
-            "files": [{"path": str(path), "action": action} for path, action in self.files],
-        }
 
 
 def _restore_command(python: str) -> str:

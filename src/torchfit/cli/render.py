@@ -40,7 +40,11 @@ def detection_text(detection: Detection) -> list[str]:
 
 def plan_text(plan: Mapping[str, Any]) -> list[str]:
     """From the plan's JSON, so a remembered plan reads like a fresh one."""
-    target = f"Python {plan['target']['python_version']} on {plan['target']['platforms'][0]}"
+    found = plan["target"]
+    target = f"Python {found['python_version']} on {found['platforms'][0]}"
+    # An environment found from a variable is worth a word: it may not be the one expected.
+    if found.get("interpreter_from") in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        target += f", into {found['interpreter']} ({found['interpreter_from']})"
     lines = [f"variant {plan['variant']} for {target}"]
     lines += [f"  {p['name']} {p['version']}  {p['filename']}" for p in plan["packages"]]
     lines += [_passed(p) for p in plan["passthrough"]]
