@@ -8,7 +8,7 @@ import pytest
 
 from torchfit.choose import archs as _archs
 from torchfit.choose import kernels as _kernels
-from torchfit.choose.archs import ArchList, arch_list, min_torch_for, parse_arch_list
+from torchfit.choose.archs import ArchList, arch_list, floor_miss, min_torch_for, parse_arch_list
 from torchfit.choose.releases import RELEASES
 from torchfit.variants import Variant
 
@@ -116,7 +116,7 @@ def test_unknown_is_none() -> None:
     assert arch_list("2.8.0", Variant.parse("cpu"), "linux") is None
     assert arch_list("2.8.0", Variant.parse("rocm6.4"), "linux") is None
     assert arch_list("2.8.0", Variant.parse("cu128"), "macos") is None
-    assert arch_list("2.7.0", Variant.parse("cu128"), "windows") is None
+    assert arch_list("2.8.0", Variant.parse("cu128"), "windows") is None
     assert arch_list("2.15.0", Variant.parse("cu130"), "linux") is None
     with pytest.raises(ValueError, match="platform"):
         arch_list("2.8.0", Variant.parse("cu128"), "Linux")
@@ -163,3 +163,96 @@ def test_a_patch_release_without_a_row_takes_its_series_row() -> None:
     assert arch_list("2.98.0", cu130, "linux") is None
     older = _archs.last_known_arch_list("2.98.0", cu130, "linux")
     assert older is not None and older[1] is arch_list(f"{older[0]}.0", cu130, "linux")
+
+
+def test_aarch64_builds() -> None:
+    # GB200 / B200 (sm_100) on SBSA: no cu126 build carries Blackwell kernels, cu128 does.
+    for torch in ("2.6.0", "2.9.1", "2.12.1", "2.13.0"):
+        assert served(torch, "cu126", (10, 0), "linux-aarch64") is False, torch
+    assert served("2.7.1", "cu128", (10, 0), "linux-aarch64") is True
+    assert served("2.11.0", "cu128", (10, 0), "linux-aarch64") is True
+    # The 2.9.1+cu128 aarch64 runtime list quoted in OpenRAL/openral#167.
+    assert str(arch_list("2.9.1", Variant.parse("cu128"), "linux-aarch64")) == (
+        "sm_80 sm_90 sm_100 sm_120"
+    )
+    # GH200 (sm_90) is served from the first SBSA builds on; A100 (sm_80) only from 2.8.
+    assert served("2.6.0", "cu126", (9, 0), "linux-aarch64") is True
+    assert served("2.7.1", "cu128", (8, 0), "linux-aarch64") is False
+    assert served("2.8.0", "cu129", (8, 0), "linux-aarch64") is True
+    # Jetson Thor (sm_110 under CUDA 13): only the CUDA 13 builds.
+    assert served("2.11.0", "cu128", (11, 0), "linux-aarch64") is False
+    assert served("2.13.0", "cu132", (11, 0), "linux-aarch64") is True
+    assert min_torch_for((10, 0), "linux-aarch64")[0] == ("2.7", "cu128")
+
+
+def test_windows_builds_of_2_7_on() -> None:
+    assert served("2.11.0", "cu128", (12, 0), "windows") is True
+    assert served("2.10.0", "cu128", (7, 0), "windows") is True  # Volta kept through 2.10
+    assert served("2.11.0", "cu128", (7, 0), "windows") is False
+    assert served("2.13.0", "cu126", (6, 1), "windows") is True
+    cu130 = arch_list("2.13.0", Variant.parse("cu130"), "windows")
+    assert cu130 is not None and cu130.ptx == ()  # +PTX is on Linux builds only
+    assert arch_list("2.13.0", Variant.parse("cu130"), "linux") != cu130
+
+
+@pytest.mark.parametrize(
+    ("torch", "tag", "cc", "missed"),
+    [
+        ("2.13.0", "cu126", (10, 0), True),  # sm_100 needs >= 12.8
+        ("2.13.0", "cu126", (12, 1), True),  # sm_121 too
+        ("2.13.0", "cu126", (10, 3), True),
+        ("2.11.0", "cu128", (10, 0), False),
+        ("2.11.0", "cu128", (11, 0), True),  # Thor under CUDA 13 names itself sm_110
+        ("2.13.0", "cu130", (11, 0), False),
+        ("2.0.0", "cu117", (9, 0), True),  # sm_90 needs >= 11.8
+        ("2.0.0", "cu117", (8, 9), True),  # sm_89 needs >= 11.8
+        ("2.0.0", "cu118", (8, 9), False),
+        ("1.7.1", "cu110", (8, 6), True),  # sm_86 needs >= 11.1
+        ("1.8.0", "cu111", (8, 6), False),
+        ("1.7.1", "cu102", (8, 0), True),  # sm_80 needs >= 11.0
+        ("1.7.1", "cu110", (8, 0), False),
+        ("1.2.0", "cu92", (7, 5), True),  # sm_75 needs >= 10.0
+        ("1.2.0", "cu100", (7, 5), False),
+        ("2.13.0", "cu130", (7, 0), True),  # CUDA 13 removed Volta and older
+        ("2.7.0", "cu128", (6, 1), True),  # cu128 builds dropped Pascal from 2.7 on
+        ("2.6.0", "cu126", (6, 1), False),
+        ("2.11.0", "cu128", (7, 0), True),  # and Volta from 2.11 on
+        ("2.10.0", "cu128", (7, 0), False),
+        ("2.11.0", "cu129", (7, 0), False),  # the 2.11 Volta drop names cu128 only
+        ("2.1.0", "cu121", (3, 7), True),  # CUDA 12 removed Kepler
+        ("2.1.0", "cu118", (3, 7), False),
+    ],
+)
+def test_cuda_floors_and_drops(torch: str, tag: str, cc: tuple[int, int], missed: bool) -> None:
+    reason = floor_miss(torch, Variant.parse(tag), cc)
+    assert (reason is not None) is missed, reason
+    if reason:
+        assert f"sm_{cc[0]}{cc[1]}" in reason
+
+
+def test_floors_and_drops_have_sources() -> None:
+    for row in (*_kernels.FLOORS, *_kernels.DROPS):
+        assert row.source.strip()
+    arches = [f.arch for f in _kernels.FLOORS]
+    assert arches == sorted(arches)
+
+
+def test_a_build_without_a_list_is_judged_by_the_floors() -> None:
+    from packaging.version import Version
+
+    from torchfit.choose.gpu_fit import GpuFit
+
+    # torch 1.7.1 cu110 (Linux) has no kernel list and no older one to assume from.
+    cu110 = Variant.parse("cu110")
+    assert arch_list("1.7.1", cu110, "linux") is None
+    rtx_3090 = GpuFit((("RTX 3090", (8, 6)),), "linux")
+    assert rtx_3090.judge(Version("1.7.1"), cu110) is False
+    assert rtx_3090.unserved(Version("1.7.1"), cu110) == ["RTX 3090 (sm_86)"]
+    a100 = GpuFit((("A100", (8, 0)),), "linux")
+    assert a100.judge(Version("1.7.1"), cu110) is None  # the floor allows it; nothing proves it
+    line = a100.describe(Version("1.7.1"), cu110)
+    assert line is not None and line.startswith("warning:") and "floors" in line
+    # An assumed list (2.14 has no row) is vetoed by the floors too: 2.13's cu126 list has
+    # no sm_100, and the floor agrees.
+    gb200 = GpuFit((("GB200", (10, 0)),), "linux-aarch64")
+    assert gb200.judge(Version("2.14.0"), Variant.parse("cu126")) is False

@@ -9,7 +9,7 @@ from __future__ import annotations
 from packaging.version import Version
 
 from torchfit.choose import releases as _releases
-from torchfit.choose.kernels import PLATFORMS, Arch, ArchList, parse_arch_list
+from torchfit.choose.kernels import DROPS, FLOORS, PLATFORMS, Arch, ArchList, parse_arch_list
 from torchfit.variants import Variant
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Arch",
     "ArchList",
     "arch_list",
+    "floor_miss",
     "last_known_arch_list",
     "min_torch_for",
     "parse_arch_list",
@@ -109,3 +110,32 @@ def min_torch_for(cc: Arch, platform: str) -> list[tuple[str, str]]:
                 first[tag] = (_series(release.torch), variant)
     ordered = sorted(first.values(), key=lambda item: (item[0], item[1].sort_key()))
     return [(str(series), variant.tag) for series, variant in ordered]
+
+
+def floor_miss(torch_version: str, variant: Variant, cc: Arch) -> str | None:
+    """Why a CUDA build cannot serve a GPU of capability ``cc`` whatever its (unknown) list
+    holds: its CUDA is below the GPU's floor, or builds like it dropped such GPUs. None when
+    neither rule excludes it (which proves nothing: the list is still unknown).
+
+    >>> floor_miss("2.13.0", Variant.parse("cu126"), (10, 0))
+    'sm_100 needs a CUDA >= 12.8 build'
+    >>> floor_miss("2.13.0", Variant.parse("cu128"), (10, 0)) is None
+    True
+    """
+    if variant.cuda is None:
+        return None
+    floors = [f for f in FLOORS if f.arch <= cc]
+    floor = max(floors, key=lambda f: f.arch) if floors else None
+    if floor is not None and variant.cuda < floor.cuda:
+        return f"sm_{cc[0]}{cc[1]} needs a CUDA >= {floor.cuda[0]}.{floor.cuda[1]} build"
+    series = _series(torch_version)
+    for drop in DROPS:
+        if (
+            cc < drop.below
+            and variant.cuda >= drop.cuda
+            and series >= Version(drop.since)
+            and (not drop.tags or variant.tag in drop.tags)
+        ):
+            since = f" of torch >= {drop.since}" if drop.since != "1.0" else ""
+            return f"{variant.tag} builds{since} carry no sm_{cc[0]}{cc[1]}"
+    return None

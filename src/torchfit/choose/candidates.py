@@ -18,7 +18,13 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from torchfit.choose.gpu_fit import GpuFit
-from torchfit.choose.releases import companion_pin, current_variants, known_versions, release_of
+from torchfit.choose.releases import (
+    companion_pin,
+    current_variants,
+    known_versions,
+    newest_version,
+    release_of,
+)
 from torchfit.environment.target import Target
 from torchfit.index.pages import Link
 from torchfit.variants import Variant
@@ -54,11 +60,13 @@ class Candidate:
     version: Version
     variant: Variant
     link: Link
-    fit: int = 1  # 2: its kernels are known to serve every GPU; 1: unknown or nothing to check
+    # 2: its kernels are known to serve every GPU; 1: unknown or nothing to check; 0: it misses
+    # a GPU (kept only for an explicit --variant, and then after every build that does not)
+    fit: int = 1
 
     @property
-    def sort_key(self) -> tuple[Version, int, tuple[int, tuple[int, ...]]]:
-        return (Version(self.version.public), self.fit, self.variant.sort_key())
+    def sort_key(self) -> tuple[bool, Version, int, tuple[int, tuple[int, ...]]]:
+        return (self.fit > 0, Version(self.version.public), self.fit, self.variant.sort_key())
 
 
 def match_version(version: Version, variant: Variant) -> Version:
@@ -96,6 +104,9 @@ class CandidateFinder:
         self.unserved: dict[tuple[str, str], list[str]] = {}
         # Why a candidate's dependencies are what they are, kept for the chosen ones' reasons.
         self.notes: dict[Candidate, str] = {}
+        # Versions newer than the release table knows, per project: version -> variant tags
+        # whose pages list a wheel of it for this target.
+        self.fresh: dict[str, dict[Version, set[str]]] = {}
 
     def prefetch_first_pages(
         self, requirements: Sequence[FamilyRequirement], variants: Sequence[Variant]
@@ -190,10 +201,17 @@ class CandidateFinder:
         bounded.sort(key=lambda item: (item[0], item[1].sort_key()), reverse=True)
         self.source.prefetch(project, open_ended)
         ready = [c for v in open_ended for c in self._from_page(project, v, specifier)]
+        if self.fresh.get(project) and bounded:
+            # The index has a release the table lacks: the table's bounds on retired variants
+            # are stale (the new release may be on their pages too), so they are all asked.
+            retired = [variant for _, variant in bounded]
+            self.source.prefetch(project, retired)
+            ready += [c for v in retired for c in self._from_page(project, v, specifier)]
+            bounded = []
         ready.sort(key=lambda c: c.sort_key, reverse=True)
         while ready or bounded:
             while bounded and (
-                not ready or (bounded[0][0], 2, bounded[0][1].sort_key()) > ready[0].sort_key
+                not ready or (True, bounded[0][0], 2, bounded[0][1].sort_key()) > ready[0].sort_key
             ):
                 _, variant = bounded.pop(0)
                 ready += self._from_page(project, variant, specifier)
@@ -240,11 +258,41 @@ class CandidateFinder:
             link.requires_python, self.target.python_full_version
         ):
             return None
+        newest = newest_version(project)
+        if newest is not None and Version(version.public) > newest:
+            self.fresh.setdefault(project, {}).setdefault(Version(version.public), set()).add(
+                variant.tag
+            )
         fit = self.gpu_fit.judge(version, variant) if project == "torch" else None
         if fit is False:
             self.unserved[(str(version), variant.tag)] = self.gpu_fit.unserved(version, variant)
-            return None
-        return Candidate(project, version, variant, link, 2 if fit else 1)
+            if self.gpu_fit.enforce:
+                return None
+        return Candidate(project, version, variant, link, {True: 2, None: 1, False: 0}[fit])
+
+    def fresh_warnings(self, chosen: Sequence[Candidate]) -> list[str]:
+        """Say so when the index holds releases newer than the table: which were seen, on which
+        variant pages, and that the chosen build's facts come from the pages themselves."""
+        lines = []
+        for project, seen in sorted(self.fresh.items()):
+            newest = newest_version(project)
+            versions = sorted(seen, reverse=True)
+            found = "; ".join(
+                f"{v} on {', '.join(sorted(seen[v], key=_tag_order, reverse=True))}"
+                for v in versions
+            )
+            used = [c for c in chosen if c.name == project and Version(c.version.public) in seen]
+            plan = (
+                f"; the plan uses {used[0].version}, its variants read from the index pages"
+                " and its kernel lists assumed from older releases"
+                if used
+                else ""
+            )
+            lines.append(
+                f"torchfit's release table ends at {project} {newest}, but the index lists"
+                f" newer releases ({found}){plan}: update torchfit for exact facts"
+            )
+        return lines
 
     def dependencies(self, candidate: Candidate) -> list[FamilyRequirement]:
         if candidate.name == "torch":
@@ -279,3 +327,7 @@ class CandidateFinder:
             if requirement.marker and not requirement.marker.evaluate(environment):
                 continue
             yield FamilyRequirement(name, requirement.specifier, origin)
+
+
+def _tag_order(tag: str) -> tuple[int, tuple[int, ...]]:
+    return Variant.parse(tag).sort_key()

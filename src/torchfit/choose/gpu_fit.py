@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from torchfit.choose.archs import ArchList, arch_list, last_known_arch_list, min_torch_for
+from torchfit.choose.archs import (
+    ArchList,
+    arch_list,
+    floor_miss,
+    last_known_arch_list,
+    min_torch_for,
+)
 from torchfit.choose.releases import cuda_builds, known_variants
 from torchfit.environment.target import Target
 from torchfit.errors import NoCompatibleWheel
@@ -32,49 +38,95 @@ class GpuFit:
     """Rule: a CUDA build fits when its kernels serve every GPU of the machine.
 
     A build serves compute capability X.Y when it carries SASS sm_XZ (same major, Z <= Y)
-    or PTX compute_AB with A.B <= X.Y (see ``archs``). Unknown kernel lists never reject.
+    or PTX compute_AB with A.B <= X.Y (see ``archs``). A build with no known kernel list is
+    rejected only by the CUDA floors and drops (sm_100 needs a CUDA >= 12.8 build).
     """
 
     gpus: tuple[tuple[str, tuple[int, int]], ...] = ()
     platform: str | None = None
     runnable: tuple[Variant, ...] = ()  # what the driver can run: hints name only these
+    enforce: bool = True  # False for an explicit --variant: a miss is warned of, not refused
 
     @classmethod
     def for_machine(
-        cls, detection: Detection, target: Target, runnable: tuple[Variant, ...] = ()
+        cls,
+        detection: Detection,
+        target: Target,
+        runnable: tuple[Variant, ...] = (),
+        *,
+        enforce: bool = True,
     ) -> GpuFit:
         gpus = tuple(
             (gpu.name or f"GPU {i}", gpu.compute_capability)
             for i, gpu in enumerate(detection.gpus)
             if gpu.compute_capability is not None
         )
-        return cls(gpus, arch_platform(target), runnable)
+        return cls(gpus, arch_platform(target), runnable, enforce)
+
+    def _checks(self, variant: Variant) -> bool:
+        return bool(self.gpus) and self.platform is not None and variant.kind == "cuda"
 
     def judge(self, version: Version, variant: Variant) -> bool | None:
         """True: serves every GPU; False: misses one; None: unknown, or nothing to check."""
-        found = self._kernels(version, variant)
-        if found is None:
+        if not self._checks(variant):
             return None
-        return all(found[0].serves(cc) for _, cc in self.gpus)
+        if self.unserved(version, variant):
+            return False
+        return None if self._kernels(version, variant) is None else True
 
     def unserved(self, version: Version, variant: Variant) -> list[str]:
+        """The GPUs this build has no kernels for: by its kernel list where one is known; by
+        the CUDA floors and drops (``kernels.FLOORS``, ``DROPS``) where it is assumed or
+        unknown."""
+        if not self._checks(variant):
+            return []
         found = self._kernels(version, variant)
-        return [_label(name, cc) for name, cc in self.gpus if found and not found[0].serves(cc)]
+        guessed = found is None or found[1] is not None
+        return [
+            _label(name, cc)
+            for name, cc in self.gpus
+            if (found is not None and not found[0].serves(cc))
+            or (guessed and floor_miss(str(version), variant, cc))
+        ]
 
     def describe(self, version: Version, variant: Variant) -> str | None:
-        """A reason line for the chosen build (or a warning when its kernels are unknown)."""
-        if not self.gpus or self.platform is None or variant.kind != "cuda":
+        """A reason line for the chosen build, or a warning: its kernels are unknown, or it
+        misses a GPU (only an explicit ``--variant`` lets such a build be chosen)."""
+        if not self._checks(variant):
             return None
         found = self._kernels(version, variant)
+        missing = self.unserved(version, variant)
+        if missing:
+            return f"warning: {self.will_fail(version, variant, missing)}"
         gpus = ", ".join(_label(name, cc) for name, cc in self.gpus)
         if found is None:
             return (
                 f"warning: no known kernel list for torch {version} on {self.platform};"
-                f" {gpus} not checked"
+                f" {gpus} checked only against the CUDA version floors"
             )
         kernels, assumed = found
         origin = f"assumed: torch {assumed}" if assumed else kernels.source
         return f"torch {version} carries {kernels} ({origin}): serves {gpus}"
+
+    def will_fail(self, version: Version, variant: Variant, missing: list[str]) -> str:
+        """What a plan says of a build that misses GPUs: which, and what would serve them."""
+        found = self._kernels(version, variant)
+        carries = f" (it carries {found[0]})" if found else ""
+        reasons = [
+            why
+            for name, cc in self.gpus
+            if _label(name, cc) in missing and (why := floor_miss(str(version), variant, cc))
+        ]
+        why = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons and not found else ""
+        hints = [
+            self._serving_hint(label, cc, Version(version.public))
+            for name, cc in self.gpus
+            if (label := _label(name, cc)) in missing and self.platform is not None
+        ]
+        return (
+            f"torch {version} has no kernels for {', '.join(missing)}{carries}{why}: CUDA calls"
+            " there will fail with 'no kernel image is available'; " + "; ".join(hints)
+        )
 
     def explain(self, unserved: dict[tuple[str, str], list[str]]) -> NoCompatibleWheel:
         """The error when every build the driver could run lacks kernels for some GPU."""
@@ -117,8 +169,9 @@ class GpuFit:
 
     def _kernels(self, version: Version, variant: Variant) -> tuple[ArchList, str | None] | None:
         """The build's kernel list, and the release it was assumed from when it has none."""
-        if not self.gpus or self.platform is None or variant.kind != "cuda":
+        if not self._checks(variant):
             return None
+        assert self.platform is not None
         known = arch_list(str(version), variant, self.platform)
         if known is not None:
             return known, None

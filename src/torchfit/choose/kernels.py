@@ -225,3 +225,117 @@ L2_8_CU129 = arch_list_of("7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX", _MAIN, _CU129_NOT
 L2_9_CU130 = arch_list_of(_SM75, _CU130, _CU130_NOTE)  # 2.9-2.13
 L2_12_CU132 = arch_list_of(_SM75, _CU132, _CU132_NOTE)  # 2.12-2.13
 A2_9_CU130 = arch_list_of("8.0;9.0;10.0;11.0;12.0+PTX", _ARM, _ARM_NOTE)  # 2.9-2.13
+
+# --- Windows and Linux aarch64 (SBSA), torch 2.6+. The RELEASE.md "PyTorch CUDA Support
+# Matrix" of pytorch/pytorch lists per release the architectures of the "Linux x86 and
+# Windows" builds (+PTX on Linux only) and of the Linux aarch64 builds.
+_RELEASE_MD = "pytorch/pytorch RELEASE.md CUDA support matrix"
+_RM_29 = f"{_RELEASE_MD} for 2.9 and 2.10 (pytorch/pytorch#164471, removed lines of #175253)"
+_RM_211 = f"{_RELEASE_MD} for 2.11 (pytorch/pytorch#175253; RFC pytorch/pytorch#172663)"
+_RM_212 = f"{_RELEASE_MD} for 2.12-2.14 (pytorch/pytorch#182849)"
+_WIN_BAT = "pytorch/pytorch .ci/pytorch/windows/cuda{}.bat @{} (main snapshot)"
+_SM60_NOTE = (
+    "RELEASE.md names Pascal(6.0) only; the Windows script adds 6.1: sm_60 serves a 6.1 GPU "
+    "either way, so the script's list is kept"
+)
+_ARM_EARLY = (
+    "pytorch/pytorch#140844 (SBSA builds limited to sm_90); maintainer comment in "
+    "pytorch/pytorch#148169 (2025-02-28): aarch64 'only supporting sm_90 for 12.6 and "
+    "sm_90, sm_100, sm_120 for 12.8'"
+)
+_ARM_29 = (
+    f"{_RM_211}; {_RM_212}; pytorch/pytorch#162364 (sbsa 12.6 and 12.8 builds, "
+    "'same arch support as x86', before the 2.9 branch cut)"
+)
+_ARM_29_128 = f"{_ARM_29}; runtime get_arch_list() of 2.9.1+cu128 aarch64 in OpenRAL/openral#167"
+_ARM_28 = (
+    "pytorch/pytorch .ci/aarch64_linux/aarch64_ci_build.sh, the 12.9-only version (upstream "
+    "side of a merge in ROCm/pytorch @10b22ea5c6a6); pytorch/pytorch#162364: 12.9 was the "
+    "only sbsa build before 2.9"
+)
+
+W2_7_CU126 = arch_list_of(  # 2.7-2.13
+    "5.0;6.0;6.1;7.0;7.5;8.0;8.6;9.0",
+    f"{_WIN_BAT.format('126', '18f79c00d673')}; {_RM_29}; {_RM_212}; {_WIN26}",
+    _SM60_NOTE,
+)
+W2_7_CU128 = arch_list_of(
+    "7.5;8.0;8.6;9.0;10.0;12.0",
+    f"{_WIN_BAT.format('128', '07619f946d86')}; Git-Hub-Chris/PyTorch @e9e622cb862f, same file",
+    "script date unknown: its list is 2.7's Linux cu128 list less the Linux-only PTX; 2.8 "
+    "stays unknown (sm_70 came back on Linux for 2.8)",
+)
+W2_9_CU128 = arch_list_of("7.0;7.5;8.0;8.6;9.0;10.0;12.0", _RM_29)  # 2.9-2.10
+W2_11_CU128 = arch_list_of("7.5;8.0;8.6;9.0;10.0;12.0", _RM_211)
+W2_9_CU130 = arch_list_of(  # 2.9-2.13, cu132 2.12-2.13
+    "7.5;8.0;8.6;9.0;10.0;12.0",
+    f"{_RM_29}; {_RM_211}; {_RM_212}",
+    "no PTX: the matrix says +PTX is on Linux builds only",
+)
+A2_6_CU126 = arch_list_of("9.0", _ARM_EARLY)  # 2.6-2.7
+A2_7_CU128 = arch_list_of("9.0;10.0;12.0", _ARM_EARLY)
+A2_8_CU129 = arch_list_of(
+    "8.0;9.0;10.0;12.0", _ARM_28, "cu129 for 2.9+ stays unknown (its last known list is this one)"
+)
+A2_9_CU126 = arch_list_of("8.0;9.0", _ARM_29)  # 2.9-2.13
+A2_9_CU128 = arch_list_of("8.0;9.0;10.0;12.0", _ARM_29_128)  # 2.9-2.11
+A2_12_CU132 = arch_list_of("8.0;9.0;10.0;11.0;12.0+PTX", _RM_212)  # 2.12-2.13
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The lowest CUDA whose builds can carry kernels for GPUs of ``arch`` and above (up to
+    the next floor): used only for builds whose kernel list is unknown."""
+
+    arch: Arch
+    cuda: tuple[int, int]
+    source: str
+
+
+_NV_NOTES = "NVIDIA CUDA Toolkit release notes"
+#: Oldest first. A GPU takes the floor of the highest ``arch`` at or below its capability.
+FLOORS = (
+    Floor((7, 5), (10, 0), f"{_NV_NOTES} 10.0 (Turing)"),
+    Floor((8, 0), (11, 0), f"{_NV_NOTES} 11.0 (sm_80)"),
+    Floor((8, 6), (11, 1), f"{_NV_NOTES} 11.1 (sm_86)"),
+    Floor((8, 9), (11, 8), f"{_NV_NOTES} 11.8 (sm_89, sm_90)"),
+    Floor((10, 0), (12, 8), f"{_NV_NOTES} 12.8 (sm_100, sm_120; sm_103, sm_121 served by them)"),
+    Floor(
+        (11, 0),
+        (13, 0),
+        f"{_NV_NOTES} 13.0 (sm_101 renamed sm_110); cu128 fails on Thor: OpenRAL/openral#167",
+    ),
+    Floor((12, 0), (12, 8), f"{_NV_NOTES} 12.8 (sm_120)"),
+)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """GPUs below ``below`` that builds of CUDA >= ``cuda`` (only ``tags``, when given) from
+    torch series ``since`` on no longer carry: the toolkit removed them, or PyTorch did."""
+
+    cuda: tuple[int, int]
+    since: str
+    below: Arch
+    source: str
+    tags: tuple[str, ...] = ()
+
+
+DROPS = (
+    Drop((12, 0), "1.0", (5, 0), f"{_NV_NOTES} 12.0: Kepler (sm_35, sm_37) removed"),
+    Drop((13, 0), "1.0", (7, 5), f"{_NV_NOTES} 13.0: Maxwell, Pascal, Volta removed"),
+    Drop(
+        (12, 8),
+        "2.7",
+        (7, 0),
+        "build_cuda.sh: 'removing sm_50-sm_60 as these architectures are deprecated in CUDA "
+        "12.8/9' (cu128 from 2.7, cu129 from 2.8)",
+    ),
+    Drop(
+        (12, 8),
+        "2.11",
+        (7, 5),
+        f"{_RM_211}: Volta dropped from CUDA 12.8 builds for 2.11",
+        tags=("cu128",),
+    ),
+)

@@ -10,7 +10,14 @@ from typing import Any
 
 from torchfit.choose.candidates import FamilyRequirement, PageSource
 from torchfit.choose.gpu_fit import GpuFit
-from torchfit.choose.policy import Choice, Compat, explain_no_wheel, minor_compat_warning
+from torchfit.choose.policy import (
+    Choice,
+    Compat,
+    cuda_runs,
+    explain_no_wheel,
+    minor_compat_warning,
+)
+from torchfit.choose.releases import known_variants
 from torchfit.choose.requirements import COMMAND_LINE, Passed
 from torchfit.choose.resolve import resolve
 from torchfit.environment.target import Target
@@ -101,18 +108,21 @@ def make_plan(
     Raises NoCompatibleWheel (with the driver or GPU that stands in the way, where that is
     the reason) and ResolutionConflict.
     """
-    # --force with --variant means "I know better": no kernel check either. Alone, it waives
-    # nothing: it only ever accepts an explicit variant the driver is too old for.
+    # --force with --variant means "I know better". Alone, it waives nothing: it only ever
+    # accepts an explicit variant the driver is too old for.
     waived = force and choice.explicit
-    gpu_fit = GpuFit() if waived else GpuFit.for_machine(detection, target, choice.variants)
+    # An explicit --variant may be a build that misses a GPU (one that serves comes first):
+    # then the plan warns which GPU will fail, and hints at the builds this driver can run.
+    runnable = choice.variants
+    if choice.explicit:
+        runnable = tuple(v for v in known_variants() if cuda_runs(v, detection, compat))
+    gpu_fit = GpuFit.for_machine(detection, target, runnable, enforce=not choice.explicit)
     try:
         resolution = resolve(
             family, source=source, target=target, variants=choice.variants, gpu_fit=gpu_fit
         )
     except NoCompatibleWheel as exc:
-        error = explain_no_wheel(
-            exc, family, detection, compat=compat, explicit=choice.explicit
-        )
+        error = explain_no_wheel(exc, family, detection, compat=compat, explicit=choice.explicit)
         empty: list[str] = getattr(source, "pages_without_wheels", list)()
         error.details += tuple(f"listed no wheel at all: {url}" for url in empty)
         if _snapshot_warning(source):
@@ -142,13 +152,20 @@ def make_plan(
     warnings = [fit[len("warning: ") :]] if fit and fit.startswith("warning: ") else []
     fit_warned = bool(warnings)
     minor = None if waived else minor_compat_warning(resolution.variant, detection, compat)
-    warnings = [*choice.warnings, *([minor] if minor else []), *warnings]
+    warnings = [*choice.warnings, *([minor] if minor else []), *warnings, *resolution.warnings]
     reasons = (
         # A source that is there but failed (a hung NVML, a broken nvidia-smi) is a reason too.
         *(
             f"{p.source} failed ({p.outcome}); the next source was asked"
             for p in detection.trace
             if p.failed
+        ),
+        *detection.notes,  # GPUs left out by CUDA_VISIBLE_DEVICES, capabilities inferred
+        # A file gave the driver; the GPUs came from the cheapest source that lists them.
+        *(
+            [f"the driver from {detection.source}, the GPUs from {detection.gpus_from}"]
+            if detection.gpus_from
+            else []
         ),
         *choice.reasons,
         f"chose {torch.name} {torch.version} from {resolution.variant.tag}: the newest version"

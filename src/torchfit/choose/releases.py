@@ -108,6 +108,14 @@ _W19: Kernels = {
     "cu111 cu112 cu113 cu115": k.W1_9_CU111,
 }
 _W112: Kernels = {"cu102": k.W1_12_CU102, "cu113 cu115 cu116 cu117": k.W1_12_CU113}
+# Windows and Linux aarch64 builds of 2.7+ (see kernels.py for the sources of each list).
+_W27: Kernels = {"cu126": k.W2_7_CU126, "cu128": k.W2_7_CU128}
+_W29: Kernels = {"cu126": k.W2_7_CU126, "cu128": k.W2_9_CU128, "cu130": k.W2_9_CU130}
+_W211: Kernels = {"cu126": k.W2_7_CU126, "cu128": k.W2_11_CU128, "cu130": k.W2_9_CU130}
+_W212: Kernels = {"cu126": k.W2_7_CU126, "cu130 cu132": k.W2_9_CU130}
+_A27: Kernels = {"cu126": k.A2_6_CU126, "cu128": k.A2_7_CU128}
+_A29: Kernels = {"cu126": k.A2_9_CU126, "cu128": k.A2_9_CU128, "cu130": k.A2_9_CU130}
+_A212: Kernels = {"cu126": k.A2_9_CU126, "cu130": k.A2_9_CU130, "cu132": k.A2_12_CU132}
 
 # Oldest first.
 # fmt: off
@@ -197,38 +205,40 @@ RELEASES: tuple[Release, ...] = (
        linux_aarch64={"cu124": k.A2_4_CU124},
        windows={"cu118": k.W2_0_CU118, "cu121": k.W2_1_CU121, "cu124": k.W2_4_CU124}),
     _r("2.6.0", "0.21.0", "2.6.0", ">=3.9", "cpu cu118 cu124 cu126 rocm6.1 rocm6.2.4",
-       linux={"cu124 cu126": k.L2_6_CU126}, windows={"cu126": k.W2_6_CU126}),
+       linux={"cu124 cu126": k.L2_6_CU126}, linux_aarch64={"cu126": k.A2_6_CU126},
+       windows={"cu126": k.W2_6_CU126}),
     _r("2.7.0", "0.22.0", "2.7.0", ">=3.9", "cpu cu118 cu126 cu128 rocm6.2.4 rocm6.3",
-       linux={"cu126": k.L2_6_CU126, "cu128": k.L2_7_CU128}),
+       linux={"cu126": k.L2_6_CU126, "cu128": k.L2_7_CU128}, linux_aarch64=_A27, windows=_W27),
     _r("2.7.1", "0.22.1", "2.7.1", ">=3.9", "cpu cu118 cu126 cu128 rocm6.2.4 rocm6.3 xpu",
-       linux={"cu126": k.L2_6_CU126, "cu128": k.L2_7_CU128}),
+       linux={"cu126": k.L2_6_CU126, "cu128": k.L2_7_CU128}, linux_aarch64=_A27, windows=_W27),
     _r("2.8.0", "0.23.0", "2.8.0", ">=3.9", "cpu cu126 cu128 cu129 rocm6.3 rocm6.4 xpu",
-       linux={"cu126": k.L2_6_CU126, "cu128": k.L2_8_CU128, "cu129": k.L2_8_CU129}),
+       linux={"cu126": k.L2_6_CU126, "cu128": k.L2_8_CU128, "cu129": k.L2_8_CU129},
+       linux_aarch64={"cu129": k.A2_8_CU129}, windows={"cu126": k.W2_7_CU126}),
     _r("2.9.0", "0.24.0", "2.9.0", ">=3.10", "cpu cu126 cu128 cu129 cu130 rocm6.3 rocm6.4",
        linux={"cu126": k.L2_6_CU126, "cu128": k.L2_8_CU128, "cu129": k.L2_8_CU129,
               "cu130": k.L2_9_CU130},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A29, windows=_W29),
     _r("2.9.1", "0.24.1", "2.9.1", ">=3.10", "cpu cu126 cu128 cu129 cu130 rocm6.3 rocm6.4",
        linux={"cu126": k.L2_6_CU126, "cu128": k.L2_8_CU128, "cu129": k.L2_8_CU129,
               "cu130": k.L2_9_CU130},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A29, windows=_W29),
     _r("2.10.0", "0.25.0", "2.10.0", ">=3.10", "cpu cu126 cu128 cu129 cu130 rocm7.0 rocm7.1",
        linux={"cu126": k.L2_6_CU126, "cu128": k.L2_8_CU128, "cu129": k.L2_8_CU129,
               "cu130": k.L2_9_CU130},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A29, windows=_W29),
     # cu129 from 2.11 on: no list (see kernels.L2_8_CU129)
     _r("2.11.0", "0.26.0", "2.11.0", ">=3.10", "cpu cu126 cu128 cu129 cu130 rocm7.1 rocm7.2",
        linux={"cu126": k.L2_6_CU126, "cu128": k.L2_11_CU128, "cu130": k.L2_9_CU130},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A29, windows=_W211),
     _r("2.12.0", "0.27.0", None, ">=3.10", "cpu cu126 cu130 cu132 rocm7.1 rocm7.2",
        linux={"cu126": k.L2_6_CU126, "cu130": k.L2_9_CU130, "cu132": k.L2_12_CU132},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A212, windows=_W212),
     _r("2.12.1", "0.27.1", "2.11.0", ">=3.10", "cpu cu126 cu129 cu130 cu132 rocm7.1 rocm7.2",
        linux={"cu126": k.L2_6_CU126, "cu130": k.L2_9_CU130, "cu132": k.L2_12_CU132},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A212, windows=_W212),
     _r("2.13.0", "0.28.0", None, ">=3.10", "cpu cu126 cu129 cu130 cu132 rocm7.1 rocm7.2 xpu",
        linux={"cu126": k.L2_6_CU126, "cu130": k.L2_9_CU130, "cu132": k.L2_12_CU132},
-       linux_aarch64={"cu130": k.A2_9_CU130}),
+       linux_aarch64=_A212, windows=_W212),
     # torch 2.14: runtime cu130 lists are quoted (kernels.L2_9_CU130), but the release is not
     # in the reference matrix yet; its row waits for its companions.
 )
@@ -257,6 +267,16 @@ def release_of(torch_version: str) -> Release | None:
 def newest() -> Release:
     """The newest release the table knows."""
     return max(RELEASES, key=lambda r: Version(r.torch))
+
+
+def newest_version(project: str) -> Version | None:
+    """The newest version of ``project`` (torch, torchvision, torchaudio) any row names.
+
+    >>> str(newest_version("torch")) == newest().torch
+    True
+    """
+    versions = [Version(v) for r in RELEASES if (v := r.version_of(project))]
+    return max(versions) if versions else None
 
 
 def current_variants() -> frozenset[str]:

@@ -138,6 +138,7 @@ class Resolution:
     variant: Variant
     candidates: tuple[Candidate, ...]
     notes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # the index knows releases the table does not
 
 
 def resolve(
@@ -177,7 +178,7 @@ def resolve(
         )
     )
     notes = tuple(finder.notes[c] for c in chosen if c in finder.notes)
-    return Resolution(variant, chosen, notes)
+    return Resolution(variant, chosen, notes, tuple(finder.fresh_warnings(chosen)))
 
 
 def _explain(exc: ResolutionImpossible, variants: Sequence[Variant], target: Target) -> Exception:  # type: ignore[type-arg]
