@@ -293,14 +293,14 @@ def test_a_failing_source_is_a_reason_in_why(
     code, _, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE)
     assert code == 1  # a driver seems present, but none answered: no silent CPU plan
     monkeypatch.setenv("TORCHFIT_GPU_ARCH", "7.5")
-    proc = tmp_path / "version"
+    # A machine (under --root) whose /sys file cannot be read and whose /proc file answers.
+    proc = tmp_path / "machine" / "proc" / "driver" / "nvidia" / "version"
+    proc.parent.mkdir(parents=True)
     proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  440.33.01  Wed Nov 13\n")
-    from torchfit.machine import detect as detect_module
-
-    monkeypatch.setattr(detect_module, "DRIVER_VERSION_FILE", proc)
-    code, out, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE, env=dict(os.environ))
+    (tmp_path / "machine" / "sys" / "module" / "nvidia" / "version").mkdir(parents=True)
+    root = ["--root", str(tmp_path / "machine")]
+    code, out, _ = run(capsys, "plan", "torch==1.7.1", *OFFLINE, *root, env=dict(os.environ))
     assert code == 0
-    assert (
-        "  - nvidia-smi failed (exit status 9: NVIDIA-SMI has failed); the next source was asked"
-        in out
-    )
+    assert "  - /sys/module/nvidia/version failed (unreadable: " in out
+    assert "the next source was asked" in out
+    assert "driver supports CUDA 10.2 (/proc/driver/nvidia/version)" in out

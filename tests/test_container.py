@@ -160,8 +160,10 @@ def test_no_image_variables_adds_no_trace_line() -> None:
     assert [p.source for p in found.trace] == [
         "override",
         "nvml",
-        "nvidia-smi",
+        "/sys/module/nvidia/version",
         "/proc/driver/nvidia/version",
+        "libcuda",
+        "nvidia-smi",
     ]
     assert not found.has_nvidia
 

@@ -22,8 +22,12 @@ from torchfit.machine.record import Detection, Gpu, Overrides, Probe
 from torchfit.machine.smi import parse_compute_capability, parse_nvidia_smi_query
 
 DATA = Path(__file__).parent / "data" / "nvidia"
-SMI_ARGV = ["nvidia-smi", "--query-gpu=driver_version,name,compute_cap", "--format=csv,noheader"]
-SMI_ARGV_NO_CC = ["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"]
+# Where nvidia-smi is in the trace: after the override, NVML, the two files and libcuda.
+SMI = 5
+SMI_FIELDS = "driver_version,name,compute_cap,uuid,pci.device_id"
+SMI_ARGV = ["nvidia-smi", f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader"]
+SMI_ARGV_NO_CC = ["nvidia-smi", "--query-gpu=driver_version,name,uuid,pci.device_id"]
+SMI_ARGV_NO_CC.append("--format=csv,noheader")
 EXIT9_MESSAGE = (
     "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
     " Make sure that the latest NVIDIA driver is installed and running."
@@ -235,8 +239,10 @@ def test_nvml_answers_and_later_sources_are_not_run(tmp_path: Path) -> None:
     assert outcomes(found) == [
         ("override", "none given"),
         ("nvml", "driver 550.54.14, CUDA 12.4"),
-        ("nvidia-smi", "not needed"),
+        ("/sys/module/nvidia/version", "not needed"),
         ("/proc/driver/nvidia/version", "not needed"),
+        ("libcuda", "not needed"),
+        ("nvidia-smi", "not needed"),
     ]
     assert nvml.calls[0] == "nvmlInit"
     assert nvml.calls[-1] == "nvmlShutdown"
@@ -259,7 +265,7 @@ def test_detection_to_json(tmp_path: Path) -> None:
         "suspected_gpu": False,
         "os": "linux",
     }
-    assert data["trace"][2] == {
+    assert data["trace"][SMI] == {
         "source": "nvidia-smi",
         "raw": None,
         "outcome": "not needed",
@@ -303,8 +309,10 @@ def test_nvml_library_missing_falls_through_to_nvidia_smi(tmp_path: Path) -> Non
     assert found.gpus == (Gpu("Tesla V100-SXM2-32GB", (7, 0)),)
     assert outcomes(found)[1:] == [
         ("nvml", "NVML library not found"),
+        ("/sys/module/nvidia/version", "not present"),
+        ("/proc/driver/nvidia/version", "not present"),
+        ("libcuda", "not found (nothing to try)"),
         ("nvidia-smi", "driver 570.124.06, CUDA 12.8"),
-        ("/proc/driver/nvidia/version", "not needed"),
     ]
 
 
@@ -319,8 +327,10 @@ def test_nvml_library_missing_and_nothing_else_is_not_suspicious(tmp_path: Path)
     assert not found.suspected_gpu
     assert outcomes(found)[1:] == [
         ("nvml", "NVML library not found"),
-        ("nvidia-smi", "not installed"),
+        ("/sys/module/nvidia/version", "not present"),
         ("/proc/driver/nvidia/version", "not present"),
+        ("libcuda", "not found (nothing to try)"),
+        ("nvidia-smi", "not installed"),
     ]
 
 
@@ -369,19 +379,19 @@ def test_nvidia_smi_outcomes_via_fake_runner(tmp_path: Path) -> None:
         Completed(124, "", "", "timed out after 10s"),
     )
     found = detect(nvml=None, runner=run, proc_version=tmp_path / "missing", os="linux")
-    assert found.trace[2].outcome == "timed out after 10s"
+    assert found.trace[SMI].outcome == "timed out after 10s"
     assert found.suspected_gpu
 
     run = FakeRunner(Completed(126, "", "", "could not run: [Errno 13] Permission denied"))
     found = detect(nvml=None, runner=run, proc_version=tmp_path / "missing", os="linux")
-    assert found.trace[2].outcome == "could not run: [Errno 13] Permission denied"
+    assert found.trace[SMI].outcome == "could not run: [Errno 13] Permission denied"
     assert found.suspected_gpu
 
 
 def test_nvidia_smi_all_driver_fields_na(tmp_path: Path) -> None:
     run = FakeRunner(Completed(0, "[N/A], NVIDIA A100-SXM4-80GB, 8.0\n", ""))
     found = detect(nvml=None, runner=run, proc_version=tmp_path / "missing", os="linux")
-    assert found.trace[2].outcome == "no driver version in output"
+    assert found.trace[SMI].outcome == "no driver version in output"
     assert found.suspected_gpu and not found.has_nvidia
 
 
@@ -409,7 +419,7 @@ def detect_with_smi(tmp_path: Path, **kwargs: Any) -> Detection:
 @posix_only
 def test_real_smi_multi_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_nvidia_smi(tmp_path, monkeypatch, cat("smi-query-cc-multi-gpu.txt"))
-    found = detect_with_smi(tmp_path, proc_version=DATA / "proc-515.76.txt")
+    found = detect_with_smi(tmp_path)
     assert (found.driver_version, found.max_cuda, found.source) == (
         "550.54.14",
         (12, 4),
@@ -420,8 +430,16 @@ def test_real_smi_multi_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         Gpu("NVIDIA GeForce GTX 1060 6GB", (6, 1)),
     )
     assert not found.suspected_gpu
-    assert found.trace[2].raw == read("smi-query-cc-multi-gpu.txt").strip()
-    assert found.trace[3] == Probe("/proc/driver/nvidia/version", None, "not needed")
+    assert found.trace[SMI].raw == read("smi-query-cc-multi-gpu.txt").strip()
+    # With the kernel module's file there, it gives the driver; nvidia-smi only the GPUs.
+    found = detect_with_smi(tmp_path, proc_version=DATA / "proc-515.76.txt")
+    assert (found.driver_version, found.source, found.gpus_from) == (
+        "515.76",
+        "/proc/driver/nvidia/version",
+        "nvidia-smi",
+    )
+    assert [gpu.compute_capability for gpu in found.gpus] == [(8, 6), (6, 1)]
+    assert found.trace[SMI].outcome.startswith("asked for the GPUs only: driver 550.54.14")
 
 
 @posix_only
@@ -442,8 +460,8 @@ def test_real_smi_garbage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     found = detect_with_smi(tmp_path)
     assert (found.source, found.driver_version, found.max_cuda) == (None, None, None)
     assert found.suspected_gpu
-    assert found.trace[2].outcome == "unparsable output"
-    assert (found.trace[2].raw or "").startswith("+-----")
+    assert found.trace[SMI].outcome == "unparsable output"
+    assert (found.trace[SMI].raw or "").startswith("+-----")
     assert found.trace[3].outcome == "not present"
 
 
@@ -451,7 +469,7 @@ def test_real_smi_garbage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_real_smi_exit_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_nvidia_smi(tmp_path, monkeypatch, cat("smi-failed-exit9.txt") + "exit 9\n")
     found = detect_with_smi(tmp_path)
-    assert found.trace[2].outcome == f"exit status 9: {EXIT9_MESSAGE}"
+    assert found.trace[SMI].outcome == f"exit status 9: {EXIT9_MESSAGE}"
     assert found.suspected_gpu and not found.has_nvidia
 
 
@@ -461,7 +479,7 @@ def test_real_smi_hang_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     started = time.monotonic()
     found = detect_with_smi(tmp_path, timeout=0.5)
     assert time.monotonic() - started < 10
-    assert found.trace[2] == Probe("nvidia-smi", None, "timed out after 0.5s", failed=True)
+    assert found.trace[SMI] == Probe("nvidia-smi", None, "timed out after 0.5s", failed=True)
     assert found.suspected_gpu
 
 
@@ -486,7 +504,7 @@ def test_real_smi_old_driver_rejects_compute_cap(
         "nvidia-smi",
     )
     assert found.gpus == (Gpu("Tesla T4", None),)
-    assert found.trace[2].outcome == (
+    assert found.trace[SMI].outcome == (
         "driver 450.80.02, CUDA 11.0; this nvidia-smi cannot report compute capability"
     )
 
@@ -497,7 +515,7 @@ def test_real_smi_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     found = detect_with_smi(tmp_path)
-    assert found.trace[2] == Probe("nvidia-smi", None, "not installed")
+    assert found.trace[SMI] == Probe("nvidia-smi", None, "not installed")
     assert not found.suspected_gpu
 
 
@@ -570,8 +588,10 @@ def test_proc_is_linux_only() -> None:
 
 SKIPPED = [
     ("nvml", "skipped: overridden"),
-    ("nvidia-smi", "skipped: overridden"),
+    ("/sys/module/nvidia/version", "skipped: overridden"),
     ("/proc/driver/nvidia/version", "skipped: overridden"),
+    ("libcuda", "skipped: overridden"),
+    ("nvidia-smi", "skipped: overridden"),
 ]
 
 
@@ -895,7 +915,7 @@ def test_a_driver_that_answers_wins_over_the_image(tmp_path: Path) -> None:
         env={**IMAGE_12_4, "CUDA_VERSION": "12.4.1"},
     )
     assert (found.max_cuda, found.source, found.probed) == ((12, 8), "nvml", True)
-    assert [p.source for p in found.trace][-1] == "/proc/driver/nvidia/version"
+    assert [p.source for p in found.trace][-1] == "nvidia-smi"
 
 
 def test_cdi_sets_void_but_a_probed_driver_still_counts(tmp_path: Path) -> None:
@@ -920,8 +940,10 @@ def test_the_image_answers_after_every_driver_source_failed(tmp_path: Path) -> N
     )
     assert outcomes(found)[1:] == [
         ("nvml", "NVML library not found"),
-        ("nvidia-smi", "not installed"),
+        ("/sys/module/nvidia/version", "not present"),
         ("/proc/driver/nvidia/version", "not present"),
+        ("libcuda", "not found (nothing to try)"),
+        ("nvidia-smi", "not installed"),
         ("NVIDIA_REQUIRE_CUDA", "CUDA 12.4: the image's CUDA (no driver visible)"),
     ]
     assert (found.max_cuda, found.driver_version, found.probed) == ((12, 4), None, False)

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from torchfit.machine.drivers import max_cuda_for_driver, parse_driver_version
+from torchfit.machine.pci_ids import infer_capability, pci_id_from_nvml
 from torchfit.machine.record import NVML, Found, Gpu, Probe, clip, describe
 
 logger = logging.getLogger(__name__)
@@ -152,11 +153,18 @@ def _gpus(nvml: Any, named: type[Exception] | None, seen: list[str]) -> tuple[tu
         handle = _call(nvml, named, seen, "nvmlDeviceGetHandleByIndex", index)
         name: str | None = None
         cc: Any = None
+        uuid: str | None = None
+        pci_id: str | None = None
         if handle is not None:
             name = _text(_call(nvml, named, seen, "nvmlDeviceGetName", handle))
             cc = _call(nvml, named, seen, "nvmlDeviceGetCudaComputeCapability", handle)
+            uuid = _text(_call(nvml, named, seen, "nvmlDeviceGetUUID", handle))
         valid = isinstance(cc, tuple) and len(cc) == 2 and all(_is_int(n, 100) for n in cc)
-        gpus.append(Gpu(name, (cc[0], cc[1]) if valid else None))
+        if handle is not None and not valid:  # an old driver: the device id may tell
+            info = _call(nvml, named, seen, "nvmlDeviceGetPciInfo", handle)
+            pci_id = pci_id_from_nvml(_attribute(info, "pciDeviceId"))
+        gpu = Gpu(name, (cc[0], cc[1]) if valid else None, uuid=uuid, pci_id=pci_id)
+        gpus.append(infer_capability(gpu))
     return tuple(gpus), note
 
 

@@ -25,7 +25,13 @@ def parse_proc_driver_version(text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def proc_version_file(root: Path) -> Path:
+    """Where the module's version text is, under the machine's ``root``."""
+    return root / PROC_VERSION.lstrip("/")
+
+
 def probe_proc(path: Path, os: str) -> Found:
+    """Read ``path`` as ``/proc/driver/nvidia/version``; never raises."""
     if os != "linux":
         return Found(Probe(PROC_VERSION, None, "skipped: not Linux"))
     try:
