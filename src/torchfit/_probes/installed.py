@@ -251,8 +251,24 @@ def torch_facts(mode: str, ask_gpu: bool) -> Dict[str, Any]:
     except Exception as exc:
         facts["import_error"] = "%s: %s" % (type(exc).__name__, exc)
         return facts
-    if ask_gpu:
+    if ask_gpu and getattr(torch.version, "xpu", None):
+        facts.update(_xpu_facts(torch))
+    elif ask_gpu:
         facts.update(_cuda_facts(torch))
+    return facts
+
+
+def _xpu_facts(torch: Any) -> Dict[str, Any]:
+    """An Intel GPU through ``torch.xpu``: available, its devices, one kernel launch."""
+    xpu = torch.xpu
+    facts: Dict[str, Any] = {"xpu_available": bool(xpu.is_available()), "cuda_available": None}
+    if not facts["xpu_available"]:
+        return facts
+    facts["devices"] = [{"name": xpu.get_device_name(i)} for i in range(xpu.device_count())]
+    try:
+        facts["kernel"] = float((torch.ones(1, device="xpu") + 1).item())
+    except Exception as exc:
+        facts["kernel_error"] = "%s: %s" % (type(exc).__name__, exc)
     return facts
 
 
@@ -273,7 +289,7 @@ def _version_file() -> Dict[str, Optional[str]]:
             )
             name = getattr(target, "id", None)
             value = getattr(node, "value", None)
-            if name in ("cuda", "hip") and value is not None:
+            if name in ("cuda", "hip", "xpu") and value is not None:
                 try:
                     values[name] = ast.literal_eval(value)
                 except ValueError:
@@ -292,6 +308,9 @@ def _cuda_facts(torch: Any) -> Dict[str, Any]:
         {"name": cuda.get_device_name(i), "capability": list(cuda.get_device_capability(i))}
         for i in range(cuda.device_count())
     ]
+    if getattr(torch.version, "hip", None):  # ROCm: the device's gfx target, not a capability
+        for i, device in enumerate(facts["devices"]):
+            device["gfx"] = getattr(cuda.get_device_properties(i), "gcnArchName", None)
     facts["cudnn"] = torch.backends.cudnn.version()
     try:  # the first kernel launch is where "no kernel image is available" shows up
         facts["kernel"] = float((torch.ones(1, device="cuda") + 1).item())

@@ -12,6 +12,9 @@ from torchfit._runner import Runner, run
 from torchfit.choose.archs import ArchList, parse_arch_list
 from torchfit.choose.policy import Compat, cuda_runs
 from torchfit.errors import VerificationFailed
+from torchfit.machine.amd import KFD, parse_gfx
+from torchfit.machine.amd import TOOLS as AMD_TOOLS
+from torchfit.machine.intel import SOURCE as PCI_SOURCE
 from torchfit.machine.record import Detection
 from torchfit.variants import Variant, format_cuda, parse_cuda
 
@@ -121,7 +124,9 @@ def verify(
     and one tiny kernel launch.
     """
     # A given driver or an image's CUDA is a simulation (a Docker build): no GPU to ask.
-    gpu_present = detection.probed
+    # CUDA_VISIBLE_DEVICES="" (or the like) hides every GPU from this process too.
+    hidden = bool(detection.hidden) and not any(g.vendor == "nvidia" for g in detection.gpus)
+    gpu_present = (detection.probed and not hidden) or _vendor_probed(detection)
     facts = read_torch(python, import_torch=True, ask_cuda=gpu_present, runner=runner)
     version, cuda = facts["version"], facts["cuda"]
     if version is None:
@@ -140,13 +145,80 @@ def verify(
         checks.append(Check("import", "pass", "import torch works"))
     if forced:
         checks.append(Check("driver", "skipped", "--force: the driver check was waived"))
+    elif facts.get("hip") or facts.get("xpu"):
+        checks.append(_vendor_build_check(facts, detection))
     else:
         checks.append(_driver_check(cuda, detection, compat, expected_variant))
-    checks += _gpu_checks(facts, detection, gpu_present)
+    if gpu_present and not detection.has_nvidia and not facts["import_error"]:
+        checks += _vendor_gpu_checks(facts, detection)
+    else:
+        checks += _gpu_checks(facts, detection, gpu_present)
     return Verification(python, version, cuda, tuple(checks), facts)
 
 
+def _vendor_probed(detection: Detection) -> bool:
+    """Whether an AMD or Intel GPU was seen on this machine (not named by --gpu-arch)."""
+    seen = (KFD, *AMD_TOOLS, PCI_SOURCE)
+    return bool(detection.amd_gfx or detection.intel_gpus) and any(
+        p.source in seen and not p.outcome.startswith(("no ", "integrated"))
+        for p in detection.trace
+    )
+
+
+def _vendor_build_check(facts: dict[str, Any], detection: Detection) -> Check:
+    """The build against the machine's GPUs: ROCm for AMD, XPU for a discrete Intel GPU."""
+    if facts.get("hip"):
+        if detection.amd_gfx or not detection.gpus:
+            return Check("driver", "pass", f"ROCm build (HIP {facts['hip']})")
+        return Check("driver", "fail", f"a ROCm build (HIP {facts['hip']}) on a non-AMD machine")
+    if detection.intel_gpus or not detection.gpus:
+        return Check("driver", "pass", f"XPU build ({facts['xpu']})")
+    return Check("driver", "fail", "an XPU build on a machine without an Intel GPU")
+
+
+def _vendor_gpu_checks(facts: dict[str, Any], detection: Detection) -> list[Check]:
+    """An AMD GPU through torch.cuda (HIP), an Intel GPU through torch.xpu: available, kernels
+    for every device, one tiny kernel launch."""
+    xpu = bool(detection.intel_gpus) and not detection.amd_gfx
+    api = "torch.xpu" if xpu else "torch.cuda"
+    device = "xpu" if xpu else "cuda"
+    available = facts.get("xpu_available") if xpu else facts.get("cuda_available")
+    if not available:
+        names = ("gpu_available", "arch", "kernel")
+        built = "an XPU" if xpu else "a ROCm"
+        why = f"{api}.is_available() is False" + (
+            "" if facts.get("hip" if not xpu else "xpu") else f" (not {built} build)"
+        )
+        return [Check(names[0], "fail", why)] + [
+            Check(n, "skipped", "no GPU available") for n in names[1:]
+        ]
+    checks = [Check("gpu_available", "pass", f"{api}.is_available() is True")]
+    if not xpu:
+        carried = [g for a in facts.get("arch_list") or [] if (g := parse_gfx(a))]
+        missing = [
+            d.get("gfx") or d["name"]
+            for d in facts.get("devices") or []
+            if parse_gfx(d.get("gfx") or "") not in carried
+        ]
+        listed = " ".join(carried) or "(none)"
+        checks.append(
+            Check("arch", "fail", f"no kernels for {', '.join(missing)} in this build ({listed})")
+            if missing
+            else Check("arch", "pass", f"every GPU is served by {listed}")
+        )
+    if facts.get("kernel_error"):
+        detail = f"torch.ones(1, device='{device}') + 1 failed: {facts['kernel_error']}"
+        checks.append(Check("kernel", "fail", detail))
+    else:
+        checks.append(Check("kernel", "pass", f"torch.ones(1, device='{device}') + 1 ran"))
+    return checks
+
+
 def _variant_check(expected: Variant, facts: dict[str, Any]) -> Check:
+    if expected.kind == "xpu":
+        xpu = facts.get("xpu")
+        detail = f"expected an XPU build, torch.version.xpu = {xpu}"
+        return Check("variant", "pass" if xpu else "fail", detail)
     if expected.kind == "rocm":
         hip = facts["hip"]
         return Check(
@@ -166,6 +238,8 @@ def _gpu_checks(facts: dict[str, Any], detection: Detection, gpu_present: bool) 
         why = (
             "import torch failed"
             if facts["import_error"]
+            else "every GPU is hidden by a visible-devices variable (see `torchfit detect`)"
+            if detection.hidden and detection.probed
             else f"no driver probed (CUDA from {detection.source})"
             if detection.has_nvidia
             else "no NVIDIA GPU detected"

@@ -15,9 +15,13 @@ from packaging.version import Version
 
 from torchfit.choose.candidates import FamilyRequirement
 from torchfit.choose.releases import RELEASES, cuda_builds, known_variants, newest
+from torchfit.choose.rocm import fitting_rocm, known_gfx, rocm_archs
 from torchfit.errors import NoCompatibleWheel
+from torchfit.machine.amd import KFD
+from torchfit.machine.amd import TOOLS as AMD_TOOLS
 from torchfit.machine.drivers import min_driver_for_cuda, minor_compat_floor, parse_driver_version
-from torchfit.machine.record import IMAGE_VARIABLES, VISIBLE_DEVICES, Detection
+from torchfit.machine.intel import SOURCE as PCI_SOURCE
+from torchfit.machine.record import IMAGE_VARIABLES, OVERRIDE, VISIBLE_DEVICES, Detection
 from torchfit.variants import Variant, format_cuda
 
 Compat = Literal["strict", "minor"]
@@ -97,6 +101,10 @@ def _choose(
     candidates = known_variants() if candidates is None else candidates
     if target_os == "macos":
         return Choice((Variant("cpu"),), ("macOS wheels are CPU builds (MPS is built in)",))
+    if not detection.has_nvidia and detection.amd_gfx:
+        return _choose_rocm(detection, target_os, tuple(candidates))
+    if not detection.has_nvidia and detection.intel_gpus:
+        return _choose_xpu(detection, target_os)
     if not detection.has_nvidia:
         if detection.suspected_gpu:
             raise NoCompatibleWheel(
@@ -137,8 +145,91 @@ def _choose(
     return Choice(runnable, (reason,))
 
 
+def _gpu_source(detection: Detection, vendor: str) -> str:
+    """Which source named the machine's AMD or Intel GPUs, for ``why``."""
+    given = [p for p in detection.trace if p.source == OVERRIDE and p.raw and "gfx" in p.raw]
+    if vendor == "amd" and given:
+        return "--gpu-arch"
+    names = (KFD, *AMD_TOOLS) if vendor == "amd" else (PCI_SOURCE,)
+    found = [p.source for p in detection.trace if p.source in names and p.outcome[:4] == "GPUs"]
+    return found[-1] if found else PCI_SOURCE if vendor == "intel" else "detection"
+
+
+def _choose_rocm(detection: Detection, target_os: str, candidates: tuple[Variant, ...]) -> Choice:
+    """Rule: the ROCm builds whose gfx lists hold every AMD GPU's target, newest first (the
+    resolver then takes the newest torch among them). See ``choose/rocm.py`` for why the
+    installed ROCm does not limit the choice."""
+    gfx = tuple(dict.fromkeys(detection.amd_gfx))
+    names = ", ".join(gfx)
+    source = _gpu_source(detection, "amd")
+    if target_os != "linux":
+        return Choice(
+            (Variant("cpu"),),
+            (
+                f"AMD GPU {names} ({source}): the PyTorch index has ROCm builds for Linux only;"
+                " CPU wheels",
+            ),
+        )
+    serving, unknown = fitting_rocm(gfx, candidates)
+    if not serving:
+        strange = [g for g in gfx if g not in known_gfx()]
+        message = (
+            f"no ROCm build of torch carries kernels for {', '.join(strange)}"
+            f" (the AMD GPU {source} found)"
+            if strange
+            else f"no single ROCm build of torch carries kernels for every GPU here ({names})"
+        )
+        raise NoCompatibleWheel(
+            message,
+            hint=f"targets the ROCm builds carry: {' '.join(sorted(known_gfx()))}"
+            "; pass --variant rocmX.Y to install one anyway (kernels for a missing target"
+            " fail at run time), --gpu-arch gfxNNNN if the target was misread, or"
+            " --variant cpu",
+        )
+    installed = (
+        f"; ROCm {'.'.join(map(str, detection.rocm))} is installed under /opt/rocm, which"
+        " does not limit the choice: each ROCm wheel brings its own ROCm libraries"
+        if detection.rocm
+        else ""
+    )
+    unread = (
+        f" ({len(unknown)} older builds, {unknown[-1].tag} to {unknown[0].tag}, have no known"
+        " list and are left out)"
+        if unknown
+        else ""
+    )
+    return Choice(
+        serving,
+        (
+            f"AMD GPU {names} ({source}); ROCm builds that carry kernels for every GPU:"
+            f" {', '.join(v.tag for v in serving)}{unread}{installed}",
+        ),
+    )
+
+
+def _choose_xpu(detection: Detection, target_os: str) -> Choice:
+    """Rule: a discrete Intel GPU takes the ``xpu`` build (published from torch 2.5 on, for
+    Linux and Windows); integrated graphics alone never get here (``machine/intel.py``)."""
+    names = ", ".join(g.name or "Intel GPU" for g in detection.intel_gpus)
+    if target_os not in ("linux", "windows"):
+        return Choice((Variant("cpu"),), (f"{names}: xpu builds are for Linux and Windows",))
+    return Choice(
+        (Variant("xpu"),),
+        (f"{names} ({_gpu_source(detection, 'intel')}): the xpu build (torch >= 2.5)",),
+    )
+
+
 def _check_explicit(variant: Variant, detection: Detection, compat: Compat, force: bool) -> Choice:
     reason = f"variant {variant.tag} given explicitly"
+    if variant.kind == "rocm" and detection.amd_gfx:
+        archs = rocm_archs(variant)
+        missing = [g for g in dict.fromkeys(detection.amd_gfx) if archs and not archs.serves(g)]
+        if missing:  # asked for, so planned; but the plan says which GPU will fail
+            warning = (
+                f"{variant.tag} carries no kernels for {', '.join(missing)} ({archs}):"
+                " torch will fail on that GPU"
+            )
+            return Choice((variant,), (reason,), explicit=True, warnings=(warning,))
     if variant.kind != "cuda" or detection.max_cuda is None:
         if variant.kind == "cuda":
             reason += " (no driver known: accepted as given)"
@@ -244,11 +335,30 @@ def _newer_builds_only(
         ways.append(f"{driver} for {lowest.tag}")
         machine = f"this driver supports CUDA {limit}"
     ways.append("pass --variant cpu for the CPU build")
+    ways += _nearest_runnable(version, detection, compat)
     return NoCompatibleWheel(
         f"torch {version} has CUDA builds for {', '.join(v.tag for v in newer)} only; {machine}",
         hint=", or ".join(ways),
         details=error.details,
     )
+
+
+def _nearest_runnable(version: str, detection: Detection, compat: Compat) -> list[str]:
+    """The hints ``pin torch==X (cuXY)`` for the nearest releases, below and above ``version``, with a
+    CUDA build this driver runs (its best such build)."""
+    pinned = Version(version)
+    runs: list[tuple[Version, str]] = []
+    for row in RELEASES:
+        fitting = [v.tag for v in cuda_builds(row.torch) if cuda_runs(v, detection, compat)]
+        if fitting:
+            runs.append((Version(row.torch), fitting[0]))
+    below = [r for r in runs if r[0] < pinned]
+    above = [r for r in runs if r[0] > pinned]
+    nearest = [*([max(below)] if below else []), *([min(above)] if above else [])]
+    if not nearest:
+        return []
+    pins = " or ".join(f"torch=={v} ({tag})" for v, tag in nearest)
+    return [f"pin {pins}, the nearest release this driver runs"]
 
 
 def _driver_too_old_for_newest(
