@@ -8,7 +8,8 @@ reaches the same server through a CONNECT tunnel (HTTPS_PROXY) that sends downlo
 to the loopback port; TLS stays end to end. Each run is a fresh process. Cold: an empty cache.
 Warm: that cache again. Offline: torchfit --offline / uv --offline over it. Prints min/med/max,
 the ratio torchfit/uv of medians, requests per plan (the server's log), peak RSS (wait4),
-plan time against page size (synthetic 1k/10k/50k-link pages) and `python -X importtime`.
+plan time against page size (synthetic 1k/10k/50k-link pages), `python -X importtime` and
+detection's file sources together (bound: 5 ms), with no child process where a file answers.
 --quick: one question and the 1k page only (the smoke test).
 """
 
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -373,6 +374,75 @@ def report_requirements_file(repeat: int, lines: int = 1_000) -> None:
     print(f"  {ms[0]:.1f}/{statistics.median(ms):.1f}/{ms[-1]:.1f} ms min/med/max (bound: 50)")
 
 
+def recorded_machine(root: Path) -> Path:
+    """A machine as files under ``root``: the NVIDIA module's /sys and /proc files."""
+    data = ROOT / "tests" / "data" / "nvidia"
+    for relative, name in [
+        ("sys/module/nvidia/version", "sys-module-580.65.06.txt"),
+        ("proc/driver/nvidia/version", "proc-open-aarch64-580.65.06.txt"),
+    ]:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / name, root / relative)
+    return root
+
+
+def file_sources_ms(root: Path, repeat: int) -> tuple[list[float], int]:
+    """Every file source read under ``root`` (the NVIDIA module's /sys and /proc files, the
+    AMD KFD topology, the PCI devices), in-process: ms per round, and the child processes
+    they tried to start (the AMD tools run only when /dev/kfd is there)."""
+    from torchfit._runner import Completed
+    from torchfit.machine.amd import probe_amd
+    from torchfit.machine.intel import probe_intel
+    from torchfit.machine.proc import probe_proc, proc_version_file
+    from torchfit.machine.sysfs import probe_sys_module, sys_version_file
+
+    started: list[str] = []
+
+    def refuse(argv: list[str], **_: object) -> Completed:
+        started.append(argv[0])
+        return Completed(127, "", "", "not found")
+
+    times = []
+    for _ in range(max(repeat, 20)):
+        start = time.perf_counter()
+        probe_sys_module(sys_version_file(root), "linux")
+        probe_proc(proc_version_file(root), "linux")
+        probe_amd(root, refuse, 10.0)
+        probe_intel(root)
+        times.append((time.perf_counter() - start) * 1000)
+    return times, len(started)
+
+
+def report_detection(repeat: int) -> None:
+    """All file sources together (bound: 5 ms), here and on a recorded machine; and the
+    whole detection of a machine whose /sys file answers, with a runner that refuses."""
+    from torchfit.machine.detect import detect
+    from torchfit.machine.record import Overrides
+
+    def refuse(argv: list[str], **_: object) -> NoReturn:
+        raise SystemExit(f"a child process was started where a file answers: {argv}")
+
+    print("\ndetection's file sources, in-process (ms min/med/max; bound: 5 ms together):")
+    with tempfile.TemporaryDirectory() as tmp:
+        recorded = recorded_machine(Path(tmp))
+        for label, root in [("this machine (/)", Path("/")), ("a recorded machine", recorded)]:
+            times, started = file_sources_ms(root, repeat)
+            ms = sorted(times)
+            met = "met" if statistics.median(ms) < 5 else "MISSED"
+            print(f"  {label:<22} {ms[0]:.2f}/{statistics.median(ms):.2f}/{ms[-1]:.2f} ({met});"
+                  f" child processes started: {started}")  # fmt: skip
+        times = []
+        for _ in range(max(repeat, 20)):
+            start = time.perf_counter()
+            found = detect(
+                Overrides(gpu_arch=((10, 0),)), nvml=None, runner=refuse, root=recorded, env={}
+            )
+            times.append((time.perf_counter() - start) * 1000)
+    ms = sorted(times)
+    print(f"  detect(), the /sys file answering ({found.driver_version}, GPUs given):"
+          f" {ms[0]:.2f}/{statistics.median(ms):.2f}/{ms[-1]:.2f}; child processes: 0")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -406,6 +476,7 @@ def main() -> None:
                 print(f"\ntunnel refused (not the index): {sorted(set(tunnel.refused()))}")
     report_imports(args.repeat)
     report_requirements_file(args.repeat)
+    report_detection(args.repeat)
 
 
 if __name__ == "__main__":

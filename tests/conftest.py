@@ -55,11 +55,15 @@ def isolated_machine(
     exec(_ABSENT_NVML, fake.__dict__)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(detect, "DRIVER_VERSION_FILE", tmp_path_factory.getbasetemp() / "no-proc")
+    # Nor the host's AMD or Intel GPUs (/sys, /dev, /opt/rocm are read under this root).
+    monkeypatch.setattr(detect, "SYSTEM_ROOT", tmp_path_factory.getbasetemp() / "no-root")
     # Nor the host's torchfit, pip and TLS settings (this machine's pip may set a timeout).
     network = ("PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT", "PIP_CERT", "REQUESTS_CA_BUNDLE")
     network += ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NETRC")
     # Nor a container image's CUDA (a suite run inside an nvidia/cuda image).
     image = ("NVIDIA_REQUIRE_CUDA", "CUDA_VERSION", "CONDA_OVERRIDE_CUDA", "NVIDIA_VISIBLE_DEVICES")
+    # Nor the shell's choice of GPUs.
+    image += ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
     # Nor the shell's active environment: torchfit would act on it instead of this interpreter.
     active = ("VIRTUAL_ENV", "CONDA_PREFIX")
     for name in [
@@ -68,4 +72,8 @@ def isolated_machine(
         monkeypatch.delenv(name)
     # Each test its own HTTP cache: never the user's, never another test's fresh pages.
     monkeypatch.setenv("TORCHFIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # Children too read an empty machine root: not the host's /sys, /proc or libcuda.
+    no_root = tmp_path_factory.getbasetemp() / "no-root"
+    no_root.mkdir(exist_ok=True)
+    monkeypatch.setenv("TORCHFIT_ROOT", str(no_root))
     yield

@@ -114,6 +114,8 @@ def test_settings_fields_are_locked() -> None:
         "netrc",
         "require_hashes",
         "find_links",
+        "root",
+        "all_gpus",
     ]
 
 

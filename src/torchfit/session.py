@@ -27,6 +27,7 @@ from torchfit.environment.target import Target
 from torchfit.errors import InstallFailed, InstallInterrupted, TorchfitError, UsageError
 from torchfit.index.client import IndexClient, bundled_snapshots
 from torchfit.machine.detect import detect
+from torchfit.machine.libcuda import LOAD_LIBCUDA
 from torchfit.machine.nvml import IMPORT_NVML
 from torchfit.machine.record import Detection
 from torchfit.results import (
@@ -69,6 +70,7 @@ class Session:
         runner: runs every child process (pip, uv, nvidia-smi, the target interpreter).
         nvml: a pynvml-like module for detection (None: no NVML).
         proc_version: the file read as ``/proc/driver/nvidia/version``.
+        libcuda: the CUDA driver library for detection, or a fake of it (None: not asked).
         **options: Settings fields or ``cuda``/``driver``/``gpu_arch``, over ``settings``
             or the variables (see ``torchfit.plan``); None means "not given".
     """
@@ -83,6 +85,7 @@ class Session:
         runner: Runner = run,
         nvml: Any = IMPORT_NVML,
         proc_version: Path | None = None,
+        libcuda: Any = LOAD_LIBCUDA,
         **options: Any,
     ) -> None:
         options = {name: value for name, value in options.items() if value is not None}
@@ -99,6 +102,7 @@ class Session:
         self._client: IndexClient | None = None
         self._nvml = nvml
         self._proc_version = proc_version
+        self._libcuda = libcuda
 
     # -- what the verbs share, found once --------------------------------------------
 
@@ -129,6 +133,9 @@ class Session:
                 nvml=self._nvml,
                 runner=self.runner,
                 proc_version=self._proc_version,
+                root=self.settings.root,
+                all_gpus=self.settings.all_gpus,
+                libcuda=self._libcuda,
                 os=self.target.os,
                 env=self.env,
             )

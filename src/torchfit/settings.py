@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from torchfit.errors import UsageError
 from torchfit.index.cache import default_cache_dir
 from torchfit.index.urls import DEFAULT_INDEX, DEFAULT_TIMEOUT
+from torchfit.machine.amd import parse_gfx
 from torchfit.machine.drivers import parse_driver_version
 from torchfit.machine.record import Overrides
 from torchfit.machine.smi import parse_compute_capability
@@ -60,6 +61,11 @@ class Settings:
     # Wheelhouses (``torchfit download -d DIR``): the torch family is planned from these
     # folders instead of the index, and the installer gets them for the dependencies.
     find_links: tuple[Path, ...] = ()
+    # The machine's root: every file source of detection reads under it (/proc, /sys, /dev,
+    # /opt/rocm, /usr/lib/wsl); None is this machine's ``/``. A recorded machine, a chroot.
+    root: Path | None = None
+    # Every GPU the driver lists, whatever CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES say.
+    all_gpus: bool = False
 
 
 #: Options that are parts of ``Settings.overrides``, each also settable alone.
@@ -78,9 +84,10 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
     values = {**_from_environment(env), **_network_from_environment(env, given), **given}
     if "timeout" in given:
         values["timeout"] = _checked_timeout(given["timeout"], "timeout")
-    parts = {name: values.pop(name) for name in _OVERRIDE_PARTS if name in values}
+    parts = _split_gfx({name: values.pop(name) for name in _OVERRIDE_PARTS if name in values})
     if "overrides" not in given:
-        values["overrides"] = Overrides(**{**_overrides_from_environment(env, parts), **parts})
+        from_env = _split_gfx(_overrides_from_environment(env, parts))
+        values["overrides"] = Overrides(**{**from_env, **parts})
     if "index" in values:
         values["index"] = with_pip_credentials(values["index"], env)
     return Settings(**values)
@@ -126,13 +133,26 @@ def with_options(settings: Settings, options: Mapping[str, Any]) -> Settings:
     """
     _check_known(options)
     given = {name: _coerce(name, value) for name, value in options.items() if value is not None}
-    parts = {name: given.pop(name) for name in _OVERRIDE_PARTS if name in given}
+    parts = _split_gfx({name: given.pop(name) for name in _OVERRIDE_PARTS if name in given})
     if parts:
         base = given.get("overrides", settings.overrides)
         if {"cuda", "driver"} & set(parts):  # one fact: giving either replaces both
             base = dataclasses.replace(base, cuda=None, driver=None)
         given["overrides"] = dataclasses.replace(base, **parts)
     return dataclasses.replace(settings, **given)
+
+
+def _split_gfx(parts: dict[str, Any]) -> dict[str, Any]:
+    """``gpu_arch`` values split by vendor: NVIDIA compute capabilities stay, AMD gfx targets
+    move to ``gfx``; giving either replaces both, as one list of the machine's GPUs."""
+    if "gpu_arch" not in parts:
+        return parts
+    archs = parts["gpu_arch"]
+    return {
+        **parts,
+        "gpu_arch": tuple(a for a in archs if not isinstance(a, str)),
+        "gfx": tuple(a for a in archs if isinstance(a, str)),
+    }
 
 
 def _check_known(options: Mapping[str, Any]) -> None:
@@ -150,6 +170,8 @@ def _coerce(name: str, value: Any) -> Any:
         parsers = {"variant": Variant.parse, "cuda": parse_cuda, "driver": parse_driver}
         if name in parsers:
             return parsers[name](value)
+        if name == "root":
+            return checked_root(Path(value), "--root")
         if name in ("cache_dir", "ca_bundle", "netrc"):
             return Path(value)
     if name == "compat" and value not in ("strict", "minor"):
@@ -165,7 +187,7 @@ def _coerce(name: str, value: Any) -> Any:
             )
         items = tuple(value)
         return (
-            tuple(parse_arch(v) if isinstance(v, str) else v for v in items)
+            tuple(parse_gpu_arch(v) if isinstance(v, str) else v for v in items)
             if name == "gpu_arch"
             else items
         )
@@ -178,6 +200,10 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         values["variant"] = Variant.parse(text)
     if text := _variable(env, "TORCHFIT_PYTORCH_INDEX"):
         values["index"] = text
+    if text := _variable(env, "TORCHFIT_ROOT"):
+        values["root"] = checked_root(Path(text), "TORCHFIT_ROOT")
+    if text := _variable(env, "TORCHFIT_ALL_GPUS"):
+        values["all_gpus"] = parse_switch(text, "TORCHFIT_ALL_GPUS")
     # The OS's cache folder from the same environment, not from os.environ behind its back.
     text = _variable(env, "TORCHFIT_CACHE_DIR")
     values["cache_dir"] = Path(text) if text else default_cache_dir(env)
@@ -235,13 +261,44 @@ def _overrides_from_environment(env: Mapping[str, str], given: Mapping[str, Any]
         if text := _variable(env, "TORCHFIT_DRIVER"):
             values["driver"] = parse_driver(text)
     if text := _variable(env, "TORCHFIT_GPU_ARCH"):
-        values["gpu_arch"] = tuple(parse_arch(t) for t in text.split(",") if t.strip())
+        values["gpu_arch"] = tuple(parse_gpu_arch(t) for t in text.split(",") if t.strip())
     return values
 
 
 def _variable(env: Mapping[str, str], name: str) -> str | None:
     # An empty variable means "unset", as for pip's PIP_* variables.
     return env.get(name, "").strip() or None
+
+
+def checked_root(path: Path, source: str) -> Path:
+    """``path`` as the machine's root, when it is a folder.
+
+    Raises UsageError, naming ``source``, when it is not.
+    """
+    if not path.is_dir():
+        raise UsageError(
+            f"{source} {str(path)!r} is not a folder",
+            hint="give it the folder that holds the machine's proc/ and sys/, e.g. a recording",
+        )
+    return path
+
+
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH.update({"0": False, "false": False, "no": False, "off": False})
+
+
+def parse_switch(text: str, source: str) -> bool:
+    """A yes/no variable (``1``/``0``, ``true``/``false``, ``yes``/``no``, ``on``/``off``).
+
+    >>> parse_switch("1", "TORCHFIT_ALL_GPUS"), parse_switch("off", "TORCHFIT_ALL_GPUS")
+    (True, False)
+
+    Raises UsageError, naming ``source``, for anything else.
+    """
+    value = _SWITCH.get(text.strip().lower())
+    if value is None:
+        raise UsageError(f"invalid {source} {text!r}", hint=f"set {source}=1 or {source}=0")
+    return value
 
 
 def parse_driver(text: str) -> str:
@@ -281,6 +338,26 @@ def _checked_timeout(value: Any, source: str) -> float:
     return seconds
 
 
+def parse_gpu_arch(text: str) -> tuple[int, int] | str:
+    """A ``--gpu-arch`` value: an NVIDIA compute capability (see :func:`parse_arch`) or an
+    AMD gfx target (``gfx1100``; feature flags such as ``:xnack-`` dropped).
+
+    >>> parse_gpu_arch("gfx1100"), parse_gpu_arch("8.6")
+    ('gfx1100', (8, 6))
+
+    Raises UsageError for anything else.
+    """
+    gfx = parse_gfx(text)
+    if gfx is not None:
+        return gfx
+    if text.strip().lower().startswith("gfx"):
+        raise UsageError(
+            f"invalid AMD GPU architecture {text!r}",
+            hint="write it as ROCm names it, e.g. gfx1100 or gfx90a (rocm_agent_enumerator)",
+        )
+    return parse_arch(text)
+
+
 def parse_arch(text: str) -> tuple[int, int]:
     """``"8.6"`` or ``"sm_86"``: a GPU's compute capability.
 
@@ -294,5 +371,8 @@ def parse_arch(text: str) -> tuple[int, int]:
         cleaned = f"{cleaned[3:-1]}.{cleaned[-1]}"
     capability = parse_compute_capability(cleaned)
     if capability is None:
-        raise UsageError(f"invalid GPU architecture {text!r}", hint="write it as X.Y, e.g. 8.6")
+        raise UsageError(
+            f"invalid GPU architecture {text!r}",
+            hint="write it as X.Y, e.g. 8.6 (NVIDIA), or as gfxNNNN, e.g. gfx1100 (AMD)",
+        )
     return capability

@@ -120,7 +120,13 @@ def _plan(args: argparse.Namespace, settings: Settings, env: Mapping[str, str]) 
 
     # The target's OS, as the Session finds it; with no --platform, this machine's.
     target_os = platform_os(settings.platforms[0]) if settings.platforms else None
-    machine = detect(settings.overrides, os=target_os, env=env)
+    machine = detect(
+        settings.overrides,
+        os=target_os,
+        env=env,
+        root=settings.root,
+        all_gpus=settings.all_gpus,
+    )
     keyed, chosen_by = _with_interpreter(settings, env)
     files = read_requirement_files(args.requirement_files, args.constraint_files).texts
     digest = memo.key(args.requirements, keyed, machine, files)  # the files' text, not names

@@ -133,8 +133,20 @@ def _machine(parser: argparse.ArgumentParser) -> None:
         "--gpu-arch",
         action="append",
         default=[],
-        metavar="X.Y",
-        help="a GPU's compute capability, repeatable [TORCHFIT_GPU_ARCH=X.Y,X.Y]",
+        metavar="ARCH",
+        help="a GPU's compute capability (X.Y) or AMD target (gfxNNNN), repeatable"
+        " [TORCHFIT_GPU_ARCH=X.Y,X.Y]",
+    )
+    group.add_argument(
+        "--root",
+        metavar="DIR",
+        help="read /proc, /sys, /dev, /opt/rocm and /usr/lib/wsl under DIR [TORCHFIT_ROOT]",
+    )
+    group.add_argument(
+        "--all-gpus",
+        action="store_true",
+        help="plan for every GPU, not only those CUDA_VISIBLE_DEVICES and"
+        " NVIDIA_VISIBLE_DEVICES leave visible [TORCHFIT_ALL_GPUS=1]",
     )
 
 
@@ -189,7 +201,7 @@ def _choice(parser: argparse.ArgumentParser) -> None:
 
 def session_options(args: argparse.Namespace) -> dict[str, Any]:
     """Session options from the flags; None (not given) lets a TORCHFIT_* variable decide."""
-    from torchfit.settings import parse_arch, parse_driver, parse_timeout
+    from torchfit.settings import parse_driver, parse_gpu_arch, parse_timeout
     from torchfit.variants import Variant, parse_cuda
 
     def given(name: str) -> str | None:
@@ -205,7 +217,7 @@ def session_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "cuda": parse_cuda(cuda) if cuda else None,
         "driver": parse_driver(driver) if driver else None,
-        "gpu_arch": tuple(parse_arch(text) for text in args.gpu_arch) or None,
+        "gpu_arch": tuple(parse_gpu_arch(text) for text in args.gpu_arch) or None,
         "variant": Variant.parse(variant) if variant else None,
         "compat": args.compat,
         "force": getattr(args, "force", None) or None,
@@ -219,4 +231,6 @@ def session_options(args: argparse.Namespace) -> dict[str, Any]:
         "python_version": given("python_version"),
         "platforms": tuple(getattr(args, "platform", ())) or None,
         "find_links": tuple(getattr(args, "find_links", ())) or None,
+        "root": given("root"),
+        "all_gpus": getattr(args, "all_gpus", None) or None,
     }

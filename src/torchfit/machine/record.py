@@ -9,14 +9,19 @@ OVERRIDE = "override"
 NVML = "nvml"
 NVIDIA_SMI = "nvidia-smi"
 PROC_VERSION = "/proc/driver/nvidia/version"
+SYS_VERSION = "/sys/module/nvidia/version"
+LIBCUDA = "libcuda"
 #: The sources that see a driver (the rest are given values or the image's variables).
-PROBES = (NVML, NVIDIA_SMI, PROC_VERSION)
+PROBES = (NVML, SYS_VERSION, PROC_VERSION, LIBCUDA, NVIDIA_SMI)
+#: The sources that are files: they know the driver, never the GPUs.
+FILE_SOURCES = (SYS_VERSION, PROC_VERSION)
 # A container image's variables (machine/container.py), asked in this order.
 REQUIRE_CUDA = "NVIDIA_REQUIRE_CUDA"
 CUDA_VERSION = "CUDA_VERSION"
 CONDA_OVERRIDE_CUDA = "CONDA_OVERRIDE_CUDA"
 IMAGE_VARIABLES = (REQUIRE_CUDA, CUDA_VERSION, CONDA_OVERRIDE_CUDA)
 VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
+CUDA_VISIBLE = "CUDA_VISIBLE_DEVICES"
 
 
 @dataclass(frozen=True)
@@ -25,10 +30,23 @@ class Gpu:
 
     name: str | None
     compute_capability: tuple[int, int] | None
+    vendor: str = "nvidia"  # "amd" and "intel" GPUs come from machine/amd.py, intel.py
+    gfx: str | None = None  # an AMD GPU's target, e.g. "gfx1100"
+    uuid: str | None = None  # "GPU-…", as nvidia-smi and NVML give it
+    pci_id: str | None = None  # "10de:1b80": PCI vendor and device id
+    # None when the source reported the compute capability; else how it was found
+    # ("inferred from the device id 10de:1b80").
+    capability_source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         cc = self.compute_capability
-        return {"name": self.name, "compute_capability": dotted(cc) if cc else None}
+        found = {"name": self.name, "compute_capability": dotted(cc) if cc else None}
+        if self.vendor != "nvidia":
+            found.update(vendor=self.vendor, gfx=self.gfx)
+        extra = {"uuid": self.uuid, "pci_id": self.pci_id}
+        extra["capability_source"] = self.capability_source
+        found.update({key: value for key, value in extra.items() if value is not None})
+        return found
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class Overrides:
     cuda: tuple[int, int] | None = None
     driver: str | None = None
     gpu_arch: tuple[tuple[int, int], ...] = ()
+    gfx: tuple[str, ...] = ()  # AMD targets given as --gpu-arch gfx1100
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,23 @@ class Detection:
     suspected_gpu: bool
     trace: tuple[Probe, ...]
     os: str
+    rocm: tuple[int, ...] | None = None  # the ROCm installed (/opt/rocm/.info/version)
+    # The source the GPU list came from, when not the one the driver came from (a file).
+    gpus_from: str | None = None
+    # GPUs the visible-devices variables left out (machine/visible.py), and the lines the
+    # plan's why repeats: which were left out and by which variable, capabilities inferred.
+    hidden: tuple[Gpu, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def amd_gfx(self) -> tuple[str, ...]:
+        """The gfx targets of the AMD GPUs, one per GPU."""
+        return tuple(g.gfx for g in self.gpus if g.vendor == "amd" and g.gfx)
+
+    @property
+    def intel_gpus(self) -> tuple[Gpu, ...]:
+        """The discrete Intel GPUs (integrated graphics are never listed)."""
+        return tuple(g for g in self.gpus if g.vendor == "intel")
 
     @property
     def has_nvidia(self) -> bool:
@@ -95,6 +131,10 @@ class Detection:
             "suspected_gpu": self.suspected_gpu,
             "trace": [probe.to_json() for probe in self.trace],
             "os": self.os,
+            **({"rocm": ".".join(map(str, self.rocm))} if self.rocm else {}),
+            **({"gpus_from": self.gpus_from} if self.gpus_from else {}),
+            **({"hidden_gpus": [gpu.to_json() for gpu in self.hidden]} if self.hidden else {}),
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
