@@ -4,7 +4,6 @@ hash-checked from a lock (`torchfit download`), and installing from it with no n
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from support import (
     isolated_env,
     make_venv,
     pip_freeze,
+    publish,
     serve_directory,
     sha256_of,
     standin_torch,
@@ -394,25 +394,13 @@ def test_a_plan_from_a_wheelhouse_reads_the_folder_each_time(house: Path) -> Non
 # -- torchfit download: lock, fetch, then install with the server gone -------------------
 
 
-def _publish(root: Path, variant: str, wheel: Path) -> None:
-    """List ``wheel`` on ``root/whl/<variant>/<project>/`` as download.pytorch.org does:
-    a host-absolute href with ``%2B`` for ``+`` and a ``#sha256=`` fragment."""
-    folder = root / "whl" / variant
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(wheel), folder / wheel.name)
-    page = folder / wheel.name.split("-")[0] / "index.html"
-    page.parent.mkdir(exist_ok=True)
-    href = f"/whl/{variant}/{quote(wheel.name)}#sha256={sha256_of(folder / wheel.name)}"
-    page.write_text(f'<!DOCTYPE html><html><body><a href="{href}">{wheel.name}</a></body></html>')
-
-
 @pytest.fixture
 def online(tmp_path: Path) -> Iterator[tuple[IndexServer, dict[str, str]]]:
     """A loopback PyTorch index with torch 2.8.0's CUDA 12.6 build (which needs fake-dep),
     and a PyPI-shaped index with fake-dep; the environment that points pip and uv at it."""
     root, build = tmp_path / "served", tmp_path / "build"
     torch = standin_torch(build, "2.8.0+cu126", cuda="12.6", requires=["fake-dep>=1"])
-    _publish(root, "cu126", torch)
+    publish(root, "cu126", torch)
     build_wheel(root / "simple" / "fake-dep", "fake-dep", "1.0", files={"fake_dep/__init__.py": ""})
     write_index(root / "simple" / "fake-dep")
     with serve_directory(root) as server:

@@ -6,7 +6,6 @@ and installed by real pip (``--require-hashes``) and real uv into throwaway envi
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from support import (
     isolated_env,
     make_venv,
     pip_freeze,
+    publish,
     serve_directory,
     sha256_of,
     standin_torch,
@@ -41,21 +41,6 @@ from torchfit.errors import TorchfitError, UsageError
 TORCH = "torch-2.8.0+cu126-py3-none-any.whl"
 VISION = "torchvision-0.23.0+cu126-py3-none-any.whl"
 TARGET = ["--variant", "cu126"]
-
-
-def publish(root: Path, variant: str, wheel: Path) -> None:
-    """Add ``wheel`` to ``root/whl/<variant>/`` and its project page, as download.pytorch.org
-    lists files: host-absolute hrefs, ``%2B`` for ``+``, a ``#sha256=`` fragment."""
-    folder = root / "whl" / variant
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(wheel), folder / wheel.name)
-    project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
-    page = folder / project / "index.html"
-    page.parent.mkdir(exist_ok=True)
-    links = page.read_text().splitlines()[1:-1] if page.exists() else []
-    href = f"/whl/{variant}/{quote(wheel.name)}#sha256={sha256_of(folder / wheel.name)}"
-    links.append(f'<a href="{href}">{wheel.name}</a><br/>')
-    page.write_text("\n".join(["<html><body>", *links, "</body></html>"]) + "\n")
 
 
 def pypi_project(root: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:

@@ -32,6 +32,7 @@ from support import (
     isolated_env,
     make_venv,
     pip_freeze,
+    publish,
     serve_directory,
     sha256_of,
     standin_torch,
@@ -191,21 +192,6 @@ ON_THIS_MACHINE = FakeGpu(
 )
 #: torch's own dependency (as real CUDA builds need the nvidia-* runtime wheels).
 RUNTIME = "standin-cuda-runtime-cu12"
-
-
-def publish(root: Path, variant: str, wheel: Path) -> None:
-    """Add ``wheel`` to ``root/whl/<variant>/`` and its project page, as download.pytorch.org
-    lists files: host-absolute hrefs, ``%2B`` for ``+``, a ``#sha256=`` fragment."""
-    folder = root / "whl" / variant
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(wheel), folder / wheel.name)
-    project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
-    page = folder / project / "index.html"
-    page.parent.mkdir(exist_ok=True)
-    links = page.read_text().splitlines()[1:-1] if page.exists() else []
-    href = f"/whl/{variant}/{quote(wheel.name)}#sha256={sha256_of(folder / wheel.name)}"
-    links.append(f'<a href="{href}">{wheel.name}</a><br/>')
-    page.write_text("\n".join(["<html><body>", *links, "</body></html>"]) + "\n")
 
 
 def pypi_project(root: Path, name: str, version: str, files: dict[str, str] | None = None) -> None:

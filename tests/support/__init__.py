@@ -7,6 +7,7 @@ from .venvs import find_python, isolated_env, make_venv, pip_freeze, venv_python
 from .wheels import (
     FakeGpu,
     build_wheel,
+    publish,
     sha256_of,
     standin_torch,
     wheel_metadata,
@@ -24,6 +25,7 @@ __all__ = [
     "isolated_env",
     "make_venv",
     "pip_freeze",
+    "publish",
     "serve_directory",
     "sha256_of",
     "standin_torch",

@@ -12,6 +12,7 @@ import hashlib
 import html
 import json
 import re
+import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -228,3 +229,19 @@ def write_index(directory: Path, project: str | None = None) -> Path:
     doc = {"meta": {"api-version": "1.0"}, "name": name, "files": files}
     (directory / "index.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return directory / "index.html"
+
+
+def publish(root: Path, variant: str, wheel: Path) -> None:
+    """Move ``wheel`` into ``root/whl/<variant>/`` and add it to its project page there, as
+    download.pytorch.org lists files: host-absolute hrefs, ``%2B`` for ``+``, a ``#sha256=``
+    fragment. Project pages are named by the normalized project name."""
+    folder = root / "whl" / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(wheel), folder / wheel.name)
+    project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+    page = folder / project / "index.html"
+    page.parent.mkdir(exist_ok=True)
+    links = page.read_text().splitlines()[1:-1] if page.exists() else []
+    href = f"/whl/{variant}/{quote(wheel.name)}#sha256={sha256_of(folder / wheel.name)}"
+    links.append(f'<a href="{href}">{wheel.name}</a><br/>')
+    page.write_text("\n".join(["<html><body>", *links, "</body></html>"]) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from torchfit.machine.drivers import max_cuda_for_driver
@@ -32,18 +33,26 @@ def proc_version_file(root: Path) -> Path:
 
 def probe_proc(path: Path, os: str) -> Found:
     """Read ``path`` as ``/proc/driver/nvidia/version``; never raises."""
+    return probe_module_file(path, PROC_VERSION, parse_proc_driver_version, os)
+
+
+def probe_module_file(
+    path: Path, source: str, parse: Callable[[str], str | None], os: str
+) -> Found:
+    """Read ``path`` as the kernel module's file ``source`` (its driver version found by
+    ``parse``); never raises. A file that is there but cannot be read or parsed means the
+    module is (or was) loaded: a suspected GPU."""
     if os != "linux":
-        return Found(Probe(PROC_VERSION, None, "skipped: not Linux"))
+        return Found(Probe(source, None, "skipped: not Linux"))
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, NotADirectoryError):
-        return Found(Probe(PROC_VERSION, None, "not present"))
+        return Found(Probe(source, None, "not present"))
     except OSError as exc:
-        # It exists, so a driver is (or was) loaded.
-        return Found(Probe(PROC_VERSION, None, f"unreadable: {exc}"), suspected=True)
+        return Found(Probe(source, None, f"unreadable: {exc}"), suspected=True)
     raw = clip(text)
-    driver = parse_proc_driver_version(text)
+    driver = parse(text)
     if driver is None:
-        return Found(Probe(PROC_VERSION, raw, "unparsable output"), suspected=True)
+        return Found(Probe(source, raw, "unparsable output"), suspected=True)
     cuda = max_cuda_for_driver(driver, os)
-    return Found(Probe(PROC_VERSION, raw, describe(driver, cuda)), driver, cuda)
+    return Found(Probe(source, raw, describe(driver, cuda)), driver, cuda)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torchfit.machine.drivers import max_cuda_for_driver, parse_driver_version
-from torchfit.machine.record import SYS_VERSION, Found, Probe, clip, describe
+from torchfit.machine.drivers import parse_driver_version
+from torchfit.machine.proc import probe_module_file
+from torchfit.machine.record import SYS_VERSION, Found
 
 
 def parse_sys_module_version(text: str) -> str | None:
@@ -31,18 +32,4 @@ def sys_version_file(root: Path) -> Path:
 
 def probe_sys_module(path: Path, os: str) -> Found:
     """Read ``path`` as ``/sys/module/nvidia/version``; never raises."""
-    if os != "linux":
-        return Found(Probe(SYS_VERSION, None, "skipped: not Linux"))
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, NotADirectoryError):
-        return Found(Probe(SYS_VERSION, None, "not present"))
-    except OSError as exc:
-        # It exists, so the module is (or was) loaded.
-        return Found(Probe(SYS_VERSION, None, f"unreadable: {exc}"), suspected=True)
-    raw = clip(text)
-    driver = parse_sys_module_version(text)
-    if driver is None:
-        return Found(Probe(SYS_VERSION, raw, "unparsable output"), suspected=True)
-    cuda = max_cuda_for_driver(driver, os)
-    return Found(Probe(SYS_VERSION, raw, describe(driver, cuda)), driver, cuda)
+    return probe_module_file(path, SYS_VERSION, parse_sys_module_version, os)
