@@ -344,8 +344,8 @@ def _newer_builds_only(
 
 
 def _nearest_runnable(version: str, detection: Detection, compat: Compat) -> list[str]:
-    """The hints ``pin torch==X (cuXY)`` for the nearest releases, below and above ``version``, with a
-    CUDA build this driver runs (its best such build)."""
+    """The hints ``pin torch==X (cuXY)`` for the nearest releases, below and above
+    ``version``, with a CUDA build this driver runs (its best such build)."""
     pinned = Version(version)
     runs: list[tuple[Version, str]] = []
     for row in RELEASES:
